@@ -1,0 +1,104 @@
+//! Discovery at scale: 1,000 and 10,000 synthetic containers cloned from the saved
+//! `docker inspect` fixture `app-web-1.json`, each with its own name, ID, `VIRTUAL_HOST`
+//! (`app<i>.example.com`) and IP address.
+//!
+//! * `rebuild`: [`table::build_spec`] over every container, then [`RouteTable::build`]: what
+//!   one container event costs, since each change rebuilds the whole table.
+//! * `parse_container`: [`contract::parse_container`] for one container (the fixture's shape).
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+
+use bollard::models::ContainerInspectResponse;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use dockhand_discovery::contract::{self, container_address, parse_container, Reach};
+use dockhand_discovery::table::{self, RoutedContainer};
+use dockhand_proxy::spec::HttpsPolicy;
+use dockhand_proxy::{BackendRegistry, Metrics, RouteTable};
+
+/// Container counts measured.
+const SIZES: [usize; 2] = [1_000, 10_000];
+
+/// The fixture every synthetic container is made from.
+fn fixture() -> ContainerInspectResponse {
+    let path = format!(
+        "{}/tests/fixtures/app-web-1.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Container `i`: the fixture renamed, re-identified, re-hosted and re-addressed (10.x.y.z, so
+/// 10,000 containers get distinct addresses).
+fn synthetic(base: &ContainerInspectResponse, i: usize) -> ContainerInspectResponse {
+    let mut c = base.clone();
+    c.id = Some(format!("{i:064x}"));
+    c.name = Some(format!("/bench-app-{i}"));
+    let config = c.config.get_or_insert_with(Default::default);
+    config.env = Some(vec![format!("VIRTUAL_HOST=app{i}.example.com")]);
+    // 10.0.0.1 upward: i + 1 keeps every address distinct (10.0.1.0 is a fine host address here).
+    let [_, b, cc, d] = u32::try_from(i + 1).map_or([0; 4], u32::to_be_bytes);
+    let ip = Ipv4Addr::new(10, b, cc, d).to_string();
+    let networks = c
+        .network_settings
+        .as_mut()
+        .and_then(|n| n.networks.as_mut())
+        // app-web-1.json is a container on a compose network: the fixture itself proves it.
+        .expect("the fixture has networks");
+    for endpoint in networks.values_mut() {
+        endpoint.ip_address = Some(ip.clone());
+    }
+    c
+}
+
+/// What the event loop keeps per container: parsed routes, address and health.
+fn routed(c: &ContainerInspectResponse) -> RoutedContainer {
+    let routes = match parse_container(c) {
+        Ok(Some(routes)) => routes,
+        other => panic!("synthetic container not routed: {other:?}"),
+    };
+    RoutedContainer {
+        routes,
+        address: container_address(c, &Reach::AnyNetwork),
+        health: contract::health(c),
+    }
+}
+
+fn rebuild(c: &mut Criterion) {
+    let base = fixture();
+    let metrics = Metrics::new(&prometheus::Registry::new()).expect("a fresh registry is empty");
+    let registry = BackendRegistry::new();
+    let https = HttpsPolicy::default();
+    let mut group = c.benchmark_group("rebuild");
+    group.sample_size(10);
+    for size in SIZES {
+        let containers: Vec<RoutedContainer> =
+            (0..size).map(|i| routed(&synthetic(&base, i))).collect();
+        let addresses: std::collections::BTreeSet<Option<IpAddr>> =
+            containers.iter().map(|r| r.address).collect();
+        assert_eq!(addresses.len(), size, "addresses must be distinct");
+        let spec = table::build_spec(&containers, None, &https);
+        assert_eq!(spec.vhosts.len(), size);
+        group.throughput(Throughput::Elements(size as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &containers, |b, all| {
+            let mut generation = 0;
+            b.iter(|| {
+                generation += 1;
+                let spec = table::build_spec(black_box(all), None, &https);
+                RouteTable::build(&spec, generation, &metrics, &registry)
+            });
+        });
+    }
+    group.finish();
+}
+
+fn parse(c: &mut Criterion) {
+    let one = synthetic(&fixture(), 42);
+    c.bench_function("parse_container", |b| {
+        b.iter(|| parse_container(black_box(&one)).map(|r| r.is_some()));
+    });
+}
+
+criterion_group!(benches, rebuild, parse);
+criterion_main!(benches);

@@ -1,0 +1,314 @@
+//! The nginx-proxy contract: what a container's environment and labels ask dockhand to route.
+//!
+//! Pure functions over `docker inspect` output. [`parse_container`] reads the settings,
+//! [`container_address`] picks the address to connect to, [`is_routable_state`] says whether
+//! the container should get traffic at all; [`crate::table`] then groups every container into
+//! a route table spec.
+//!
+//! Settings come from `Config.Env` (`KEY=VALUE`, split at the first `=`; an entry without `=`
+//! is ignored; a later duplicate wins) and from `Config.Labels`. A label of the same name wins
+//! over the variable, even when empty. A value is trimmed, and a blank value means unset.
+
+mod address;
+mod error;
+mod host;
+mod multiports;
+mod options;
+mod path;
+
+use std::collections::{BTreeSet, HashMap};
+
+use bollard::models::ContainerInspectResponse;
+use dockhand_proxy::spec::{Balance, Health, Keepalive, Proto};
+
+pub use address::{container_address, Reach};
+pub use error::ContractError;
+pub use options::{
+    parse_acme_challenge, parse_bool, parse_hsts, parse_https_method, parse_non_get_redirect,
+    AcmeChallenge, Hsts, HttpsMethod, NetworkAccess, NonGetRedirect,
+};
+
+/// The label choosing how requests are spread over a path's containers.
+pub const LOADBALANCE_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.loadbalance";
+/// The label choosing upstream connection reuse.
+pub const KEEPALIVE_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.keepalive";
+/// The label choosing the HTTP→HTTPS redirect status for methods other than GET and HEAD.
+pub const NON_GET_REDIRECT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.non-get-redirect";
+/// The label allowing (or not) `default.crt` to serve a vhost without a certificate of its own.
+pub const TRUST_DEFAULT_CERT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.trust-default-cert";
+
+const VIRTUAL_HOST: &str = "VIRTUAL_HOST";
+const VIRTUAL_PORT: &str = "VIRTUAL_PORT";
+const VIRTUAL_PATH: &str = "VIRTUAL_PATH";
+const VIRTUAL_DEST: &str = "VIRTUAL_DEST";
+const VIRTUAL_PROTO: &str = "VIRTUAL_PROTO";
+const NETWORK_ACCESS: &str = "NETWORK_ACCESS";
+const HTTPS_METHOD: &str = "HTTPS_METHOD";
+const HSTS: &str = "HSTS";
+const CERT_NAME: &str = "CERT_NAME";
+const ENABLE_HTTP_ON_MISSING_CERT: &str = "ENABLE_HTTP_ON_MISSING_CERT";
+const ACME_HTTP_CHALLENGE_LOCATION: &str = "ACME_HTTP_CHALLENGE_LOCATION";
+
+/// The port used when no `VIRTUAL_PORT` is set and the container does not expose exactly one
+/// TCP port (even if 80 is not exposed, as nginx-proxy does).
+pub const FALLBACK_PORT: u16 = 80;
+
+/// Everything one container contributes, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerRoutes {
+    /// Full container ID (empty only if the engine sent none).
+    pub id: String,
+    /// Container name without the leading `/`.
+    pub name: String,
+    /// Which variable the routes came from.
+    pub source: RouteSource,
+    /// The virtual hosts, each with at least one path; no host appears twice.
+    pub hosts: Vec<HostRoutes>,
+    /// The `…loadbalance` label. Default [`Balance::RoundRobin`].
+    pub balance: Balance,
+    /// The `…keepalive` label. Default [`Keepalive::Auto`].
+    pub keepalive: Keepalive,
+    /// `NETWORK_ACCESS`. Default [`NetworkAccess::External`].
+    pub network_access: NetworkAccess,
+    /// `HTTPS_METHOD`. Default: none (the proxy-wide setting).
+    pub https_method: Option<HttpsMethod>,
+    /// `HSTS`. Default: none (the proxy-wide setting).
+    pub hsts: Option<Hsts>,
+    /// `CERT_NAME`. Default: none (certificate looked up by host name).
+    pub cert_name: Option<String>,
+    /// The `…non-get-redirect` label. Default: none (the proxy-wide setting).
+    pub non_get_redirect: Option<NonGetRedirect>,
+    /// The `…trust-default-cert` label. Default: none (the proxy-wide `TRUST_DEFAULT_CERT`).
+    pub trust_default_cert: Option<bool>,
+    /// `ENABLE_HTTP_ON_MISSING_CERT`. Default: none (the proxy-wide setting).
+    pub http_on_missing_cert: Option<bool>,
+    /// `ACME_HTTP_CHALLENGE_LOCATION`. Default: none (the proxy-wide setting).
+    pub acme_challenge: Option<AcmeChallenge>,
+}
+
+/// Where a container's routes were declared. Ordered: `Multiports` sorts first, because its
+/// per-path settings win over `VIRTUAL_HOST` containers' in nginx-proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RouteSource {
+    /// `VIRTUAL_HOST_MULTIPORTS` (which overrides the variables below when both are set).
+    Multiports,
+    /// `VIRTUAL_HOST` with `VIRTUAL_PORT`, `VIRTUAL_PATH`, `VIRTUAL_DEST`, `VIRTUAL_PROTO`.
+    VirtualHost,
+}
+
+/// One virtual host of a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostRoutes {
+    /// The name in canonical form: lower-cased `exact`, `*.suffix`, `prefix.*`, `[ipv6]`, or
+    /// `~regex` verbatim.
+    pub host: String,
+    /// The locations served on this host; at least one, each path once.
+    pub paths: Vec<PathRoute>,
+    /// `external_http_port` from `VIRTUAL_HOST_MULTIPORTS`. Default: none (the proxy's port).
+    pub external_http_port: Option<u16>,
+    /// `external_https_port` from `VIRTUAL_HOST_MULTIPORTS`. Default: none (the proxy's port).
+    pub external_https_port: Option<u16>,
+}
+
+/// One location of a host and how to reach the container for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathRoute {
+    /// The location: `/prefix`, `= /exact`, `^~ /prefix`, or a `~regex` / `~*regex` as written
+    /// (see `contract/path.rs`). Default `/`.
+    pub path: String,
+    /// The container port: `VIRTUAL_PORT` (or the multiports `port`), else the only exposed
+    /// TCP port, else [`FALLBACK_PORT`].
+    pub port: u16,
+    /// `VIRTUAL_PROTO`. Default [`Proto::Http`].
+    pub proto: Proto,
+    /// `VIRTUAL_DEST`, replacing the matched prefix. Default: none.
+    pub dest: Option<String>,
+}
+
+/// Reads what `c` asks to be routed.
+///
+/// `Ok(None)`: the container sets neither `VIRTUAL_HOST` nor `VIRTUAL_HOST_MULTIPORTS` (or they
+/// name no host), so it is not proxied. `Err`: a setting is invalid; the container should be
+/// skipped, with the error logged once.
+pub fn parse_container(
+    c: &ContainerInspectResponse,
+) -> Result<Option<ContainerRoutes>, ContractError> {
+    let settings = Settings::of(c);
+    let default_port = default_port(c);
+    let (source, hosts) = if let Some(raw) = settings.get(multiports::VARIABLE) {
+        let hosts = multiports::parse_multiports(raw, default_port)?;
+        (RouteSource::Multiports, hosts)
+    } else if let Some(raw) = settings.get(VIRTUAL_HOST) {
+        let hosts = virtual_host_routes(&settings, raw, default_port)?;
+        (RouteSource::VirtualHost, hosts)
+    } else {
+        return Ok(None);
+    };
+    if hosts.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(ContainerRoutes {
+        id: c.id.clone().unwrap_or_default(),
+        name: container_name(c),
+        source,
+        hosts,
+        balance: settings
+            .parse(LOADBALANCE_LABEL, options::parse_balance)?
+            .unwrap_or_default(),
+        keepalive: settings
+            .parse(KEEPALIVE_LABEL, options::parse_keepalive)?
+            .unwrap_or_default(),
+        network_access: settings
+            .parse(NETWORK_ACCESS, options::parse_network_access)?
+            .unwrap_or_default(),
+        https_method: settings.parse(HTTPS_METHOD, options::parse_https_method)?,
+        hsts: settings.parse(HSTS, options::parse_hsts)?,
+        cert_name: settings.parse(CERT_NAME, options::parse_cert_name)?,
+        non_get_redirect: settings
+            .parse(NON_GET_REDIRECT_LABEL, options::parse_non_get_redirect)?,
+        trust_default_cert: settings.parse(TRUST_DEFAULT_CERT_LABEL, options::parse_bool)?,
+        http_on_missing_cert: settings.parse(ENABLE_HTTP_ON_MISSING_CERT, options::parse_bool)?,
+        acme_challenge: settings
+            .parse(ACME_HTTP_CHALLENGE_LOCATION, options::parse_acme_challenge)?,
+    }))
+}
+
+/// The container's Docker HEALTHCHECK state; [`Health::None`] when it has no health check.
+pub fn health(c: &ContainerInspectResponse) -> Health {
+    use bollard::models::HealthStatusEnum as S;
+    let status = c
+        .state
+        .as_ref()
+        .and_then(|s| s.health.as_ref())
+        .and_then(|h| h.status);
+    match status {
+        Some(S::STARTING) => Health::Starting,
+        Some(S::HEALTHY) => Health::Healthy,
+        Some(S::UNHEALTHY) => Health::Unhealthy,
+        Some(S::NONE | S::EMPTY) | None => Health::None,
+    }
+}
+
+/// True when `c` should get traffic: running, and neither paused nor restarting (the
+/// containers docker-gen lists with `status=running`). Health is separate: see [`health`].
+pub fn is_routable_state(c: &ContainerInspectResponse) -> bool {
+    let Some(state) = &c.state else { return false };
+    state.running == Some(true) && state.paused != Some(true) && state.restarting != Some(true)
+}
+
+/// The container's port when nothing names one: its only exposed TCP port, else
+/// [`FALLBACK_PORT`].
+///
+/// Only TCP ports count (nginx-proxy counts UDP ones too): a UDP port can never be proxied, so
+/// `--expose 53/udp --expose 8080` meaning 8080 is what users expect.
+pub fn default_port(c: &ContainerInspectResponse) -> u16 {
+    let exposed = c.config.as_ref().and_then(|cfg| cfg.exposed_ports.as_ref());
+    let tcp: BTreeSet<u16> = exposed
+        .into_iter()
+        .flatten()
+        .filter_map(|key| tcp_port(key))
+        .collect();
+    match (tcp.first(), tcp.len()) {
+        (Some(&only), 1) => only,
+        _ => FALLBACK_PORT,
+    }
+}
+
+/// The port of an `ExposedPorts` key such as `8080/tcp` (a bare `8080` is TCP).
+fn tcp_port(key: &str) -> Option<u16> {
+    let (port, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    if !proto.eq_ignore_ascii_case("tcp") {
+        return None;
+    }
+    port.parse().ok().filter(|&p| p != 0)
+}
+
+fn container_name(c: &ContainerInspectResponse) -> String {
+    let name = c.name.as_deref().unwrap_or_default();
+    name.strip_prefix('/').unwrap_or(name).to_owned()
+}
+
+/// The routes of a `VIRTUAL_HOST` container: every host gets the same single path.
+fn virtual_host_routes(
+    settings: &Settings<'_>,
+    raw: &str,
+    default_port: u16,
+) -> Result<Vec<HostRoutes>, ContractError> {
+    let location = settings
+        .parse(VIRTUAL_PATH, path::parse_path)?
+        .unwrap_or_else(|| path::Location {
+            canonical: path::ROOT.to_owned(),
+            is_regex: false,
+        });
+    let dest = settings.parse(VIRTUAL_DEST, |d| path::parse_dest(d, &location))?;
+    let route = PathRoute {
+        path: location.canonical.clone(),
+        port: settings
+            .parse(VIRTUAL_PORT, options::parse_port)?
+            .unwrap_or(default_port),
+        proto: settings
+            .parse(VIRTUAL_PROTO, options::parse_proto)?
+            .unwrap_or_default(),
+        dest,
+    };
+    let mut hosts: Vec<HostRoutes> = Vec::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let host =
+            host::parse_host(entry).map_err(|why| ContractError::new(VIRTUAL_HOST, entry, why))?;
+        // nginx-proxy would list the container twice in the upstream, doubling its weight.
+        if hosts.iter().any(|h| h.host == host) {
+            continue;
+        }
+        hosts.push(HostRoutes {
+            host,
+            paths: vec![route.clone()],
+            external_http_port: None,
+            external_https_port: None,
+        });
+    }
+    Ok(hosts)
+}
+
+/// A container's settings: environment variables, overridden by labels of the same name.
+struct Settings<'a> {
+    env: HashMap<&'a str, &'a str>,
+    labels: Option<&'a HashMap<String, String>>,
+}
+
+impl<'a> Settings<'a> {
+    fn of(c: &'a ContainerInspectResponse) -> Self {
+        let config = c.config.as_ref();
+        let env = config
+            .and_then(|cfg| cfg.env.as_ref())
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry.split_once('='))
+            .collect();
+        let labels = config.and_then(|cfg| cfg.labels.as_ref());
+        Self { env, labels }
+    }
+
+    /// The trimmed value of `name`, or `None` when unset or blank.
+    fn get(&self, name: &str) -> Option<&'a str> {
+        let label = self.labels.and_then(|l| l.get(name)).map(String::as_str);
+        let value = label.or_else(|| self.env.get(name).copied())?.trim();
+        (!value.is_empty()).then_some(value)
+    }
+
+    /// Parses `name` when set; an error names the setting and the value.
+    fn parse<T>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ContractError> {
+        let Some(value) = self.get(name) else {
+            return Ok(None);
+        };
+        parse(value)
+            .map(Some)
+            .map_err(|why| ContractError::new(name, value, why))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,204 @@
+//! Connecting to the Docker engine, and finding out which networks dockhand can reach.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use bollard::errors::Error as DockerError;
+use bollard::Docker;
+use tracing::{info, warn};
+
+use crate::contract::Reach;
+
+/// Request timeout towards the engine (the event stream itself has none once it is open).
+const REQUEST_TIMEOUT_SECS: u64 = 30;
+
+/// Why talking to the engine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// `DOCKER_HOST` is neither `unix://` nor `tcp://`/`http://`.
+    #[error(
+        "DOCKER_HOST={0:?} is not supported: use unix:///path/to/docker.sock or tcp://host:port"
+    )]
+    UnsupportedHost(String),
+    /// The engine could not be reached or answered with an error.
+    #[error("docker engine: {0}")]
+    Docker(#[from] DockerError),
+    /// The event stream ended (the engine stopped or the connection closed).
+    #[error("docker event stream ended")]
+    StreamEnded,
+}
+
+/// Checks `DOCKER_HOST` before anything connects, so a typo fails at start with a clear message.
+pub fn validate_host(host: &str) -> Result<(), EngineError> {
+    let supported = ["unix://", "tcp://", "http://"];
+    if supported
+        .iter()
+        .any(|s| host.starts_with(s) && host.len() > s.len())
+    {
+        Ok(())
+    } else {
+        Err(EngineError::UnsupportedHost(host.to_owned()))
+    }
+}
+
+/// Connects and negotiates the API version, so engines older than bollard's default work.
+pub(crate) async fn connect(host: &str) -> Result<Docker, EngineError> {
+    validate_host(host)?;
+    let docker = if host.starts_with("unix://") {
+        Docker::connect_with_unix(host, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)?
+    } else {
+        // bollard wants http:// for a plain TCP endpoint; tcp:// is the Docker CLI's spelling.
+        let http = host.replacen("tcp://", "http://", 1);
+        Docker::connect_with_http(&http, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)?
+    };
+    Ok(docker.negotiate_version().await?)
+}
+
+/// Where dockhand runs, as far as routing is concerned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Whereabouts {
+    /// dockhand's own container ID, when it runs in one that the engine knows.
+    pub own_id: Option<String>,
+    /// Which container networks dockhand can open connections to.
+    pub reach: Reach,
+}
+
+/// Finds dockhand's own container (by `configured` name/ID, else by detection) and its networks.
+///
+/// On the host, or in a container on the host network, every network is reachable (as with
+/// nginx-proxy). In a container that cannot be identified, dockhand warns and assumes every
+/// network, since refusing to route at all would be worse than a 502 on an unreachable one.
+pub(crate) async fn whereabouts(
+    docker: &Docker,
+    configured: Option<&str>,
+) -> Result<Whereabouts, EngineError> {
+    let Some(candidate) = configured.map(str::to_owned).or_else(detect_own_id) else {
+        return Ok(Whereabouts {
+            own_id: None,
+            reach: Reach::AnyNetwork,
+        });
+    };
+    let inspect = match docker.inspect_container(&candidate, None).await {
+        Ok(inspect) => inspect,
+        Err(DockerError::DockerResponseServerError {
+            status_code: 404, ..
+        }) => {
+            warn!(
+                container = %candidate,
+                "dockhand's own container was not found on this engine; treating every network as \
+                 reachable (set DOCKHAND_CONTAINER to dockhand's container name)"
+            );
+            return Ok(Whereabouts {
+                own_id: None,
+                reach: Reach::AnyNetwork,
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let networks: BTreeSet<String> = inspect
+        .network_settings
+        .and_then(|s| s.networks)
+        .map(|n| n.into_keys().collect())
+        .unwrap_or_default();
+    let reach = if networks.contains("host") {
+        Reach::AnyNetwork
+    } else {
+        Reach::Networks(networks)
+    };
+    info!(container = ?inspect.name, id = ?inspect.id, ?reach, "found dockhand's own container");
+    Ok(Whereabouts {
+        own_id: inspect.id,
+        reach,
+    })
+}
+
+/// Finds the ID of the container this process runs in, if any.
+///
+/// Docker bind-mounts `/etc/hostname` from `/var/lib/docker/containers/<id>/hostname`, which is
+/// visible in mountinfo on cgroup v1 and v2 alike; cgroup v1 paths are a second source. On the host
+/// neither matches: container mounts show up there only under their own paths, not /etc/hostname.
+fn detect_own_id() -> Option<String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    if let Some(id) = id_from_mountinfo(&mountinfo) {
+        return Some(id);
+    }
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    if let Some(id) = id_from_cgroup(&cgroup) {
+        return Some(id);
+    }
+    // Docker sets the hostname to the short ID; the engine resolves prefixes.
+    if Path::new("/.dockerenv").exists() {
+        return std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty());
+    }
+    None
+}
+
+fn id_from_mountinfo(mountinfo: &str) -> Option<String> {
+    mountinfo.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let root = fields.nth(3)?;
+        let mount_point = fields.next()?;
+        if mount_point != "/etc/hostname" {
+            return None;
+        }
+        root.split('/')
+            .find(|part| is_container_id(part))
+            .map(str::to_owned)
+    })
+}
+
+fn id_from_cgroup(cgroup: &str) -> Option<String> {
+    cgroup.lines().find_map(|line| {
+        line.rsplit(['/', '-', '.'])
+            .find(|part| is_container_id(part))
+            .map(str::to_owned)
+    })
+}
+
+fn is_container_id(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "3f4e8a1c0b2d9e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f";
+
+    #[test]
+    fn finds_id_from_the_hostname_bind_mount() {
+        let mountinfo = format!(
+            "1200 1100 0:50 / / rw,relatime - overlay overlay rw\n\
+             1300 1200 254:1 /var/lib/docker/containers/{ID}/hostname /etc/hostname rw - ext4 /dev/vda rw\n"
+        );
+        assert_eq!(id_from_mountinfo(&mountinfo).as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn ignores_container_mounts_seen_from_the_host() {
+        let mountinfo =
+            format!("500 30 0:60 / /var/lib/docker/containers/{ID}/mounts/shm rw - tmpfs shm rw\n");
+        assert_eq!(id_from_mountinfo(&mountinfo), None);
+    }
+
+    #[test]
+    fn finds_id_in_cgroup_v1_and_systemd_paths() {
+        assert_eq!(
+            id_from_cgroup(&format!("12:memory:/docker/{ID}\n")).as_deref(),
+            Some(ID)
+        );
+        let systemd = format!("0::/system.slice/docker-{ID}.scope\n");
+        assert_eq!(id_from_cgroup(&systemd).as_deref(), Some(ID));
+        assert_eq!(id_from_cgroup("0::/user.slice/session-2.scope\n"), None);
+    }
+
+    #[test]
+    fn docker_host_schemes() {
+        assert!(validate_host("unix:///var/run/docker.sock").is_ok());
+        assert!(validate_host("tcp://socket-proxy:2375").is_ok());
+        assert!(validate_host("ssh://me@host").is_err());
+        assert!(validate_host("tcp://").is_err());
+    }
+}

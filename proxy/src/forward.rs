@@ -1,0 +1,239 @@
+//! Header rewriting between client and backend, exactly as nginx-proxy's `proxy.conf` does it.
+//!
+//! Pure functions over a `HeaderMap`, so every rule is unit-tested with hand-written inputs.
+//! The map is edited in place: a request whose headers need no change allocates nothing here
+//! beyond the values the proxy adds.
+
+use http::header::{
+    HeaderName, HeaderValue, CONNECTION, EXPECT, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
+};
+use http::HeaderMap;
+
+/// `X-Real-IP`: the TCP peer.
+pub const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+/// `X-Forwarded-For`.
+pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+/// `X-Forwarded-Host`.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Forwarded-Proto`.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Port`.
+pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+/// `X-Forwarded-Ssl`: `on` when the final `X-Forwarded-Proto` is `https`.
+pub const X_FORWARDED_SSL: HeaderName = HeaderName::from_static("x-forwarded-ssl");
+/// `X-Original-URI`: the request URI as the client sent it.
+pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// `Proxy` is removed against httpoxy (CGI backends turn it into `HTTP_PROXY`).
+const PROXY: HeaderName = HeaderName::from_static("proxy");
+
+/// Everything about the client connection and the route that the rewrite needs.
+#[derive(Clone, Debug)]
+pub struct Forwarding<'a> {
+    /// The TCP peer's IP, formatted (`X-Real-IP`, and the `X-Forwarded-For` hop).
+    pub peer_ip: &'a HeaderValue,
+    /// The request host, normalized: lower-case, no port.
+    pub host: &'a str,
+    /// The port the client connected to.
+    pub server_port: u16,
+    /// `server_port`, formatted.
+    pub server_port_value: &'a HeaderValue,
+    /// Whether the client connection is TLS.
+    pub https: bool,
+    /// `TRUST_DOWNSTREAM_PROXY`: keep the client's `X-Forwarded-*` values and append to its
+    /// `X-Forwarded-For`.
+    pub trust_downstream: bool,
+    /// The request URI as received (path and query), for `X-Original-URI`.
+    pub original_uri: &'a HeaderValue,
+    /// Whether an `Upgrade` may be tunnelled (HTTP/1.1 requests only).
+    pub allow_upgrade: bool,
+    /// Keepalive `disabled`: send `Connection: close` to the backend.
+    pub close: bool,
+    /// The backend speaks HTTP/2 (h2c, gRPC): keep `TE: trailers`.
+    pub h2: bool,
+}
+
+/// Rewrites client request headers into backend request headers.
+///
+/// Returns the `Upgrade` value forwarded when the client asks for a protocol switch (then
+/// `Connection: upgrade` is sent too), `None` otherwise.
+pub fn rewrite_request(headers: &mut HeaderMap, fwd: &Forwarding<'_>) -> Option<HeaderValue> {
+    let upgrade = headers
+        .get(UPGRADE)
+        .filter(|v| fwd.allow_upgrade && !v.is_empty())
+        .cloned();
+    let trailers = fwd.h2
+        && headers.get_all(TE).iter().any(|v| {
+            v.to_str().is_ok_and(|s| {
+                s.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            })
+        });
+    strip_hop_by_hop(headers);
+    headers.remove(EXPECT);
+    headers.remove(PROXY);
+    strip_underscored(headers);
+
+    set_host(headers, fwd);
+    headers.insert(X_REAL_IP, fwd.peer_ip.clone());
+    set_forwarded_for(headers, fwd);
+    if !(fwd.trust_downstream && headers.contains_key(&X_FORWARDED_HOST)) {
+        match HeaderValue::from_str(fwd.host) {
+            Ok(v) => headers.insert(X_FORWARDED_HOST, v),
+            // The host was validated by normalization; nothing sensible to send otherwise.
+            Err(_) => headers.remove(X_FORWARDED_HOST),
+        };
+    }
+    if !(fwd.trust_downstream && headers.contains_key(&X_FORWARDED_PROTO)) {
+        let proto = if fwd.https { "https" } else { "http" };
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    let ssl = headers.get(X_FORWARDED_PROTO).is_some_and(|p| p == "https");
+    headers.insert(
+        X_FORWARDED_SSL,
+        HeaderValue::from_static(if ssl { "on" } else { "off" }),
+    );
+    if !(fwd.trust_downstream && headers.contains_key(&X_FORWARDED_PORT)) {
+        headers.insert(X_FORWARDED_PORT, fwd.server_port_value.clone());
+    }
+    headers.insert(X_ORIGINAL_URI, fwd.original_uri.clone());
+
+    if let Some(value) = &upgrade {
+        headers.insert(UPGRADE, value.clone());
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else if fwd.close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    upgrade
+}
+
+/// Rewrites backend response headers for the client: hop-by-hop headers go, except that a
+/// `101 Switching Protocols` keeps `Upgrade` and `Connection: upgrade`.
+pub fn rewrite_response(headers: &mut HeaderMap, switching: bool) {
+    let upgrade = if switching {
+        headers.get(UPGRADE).cloned()
+    } else {
+        None
+    };
+    strip_hop_by_hop(headers);
+    if let Some(value) = upgrade {
+        headers.insert(UPGRADE, value);
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Removes `Connection`, the headers it names, and the standard hop-by-hop headers.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let (first, more) = {
+        let mut values = headers.get_all(CONNECTION).iter();
+        (values.next().cloned(), values.next().is_some())
+    };
+    if let Some(first) = first {
+        if more {
+            let all: Vec<HeaderValue> = headers.get_all(CONNECTION).iter().cloned().collect();
+            all.iter().for_each(|v| remove_listed(headers, v));
+        } else {
+            remove_listed(headers, &first);
+        }
+        headers.remove(CONNECTION);
+    }
+    for name in [
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn remove_listed(headers: &mut HeaderMap, connection: &HeaderValue) {
+    let Ok(list) = connection.to_str() else {
+        return;
+    };
+    for token in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        // `&str` keys are matched case-insensitively without allocating; invalid names are no-ops.
+        headers.remove(token);
+    }
+}
+
+/// nginx drops header names containing `_` (`underscores_in_headers off`): they would collide
+/// with dash names once a CGI-style backend maps both to `HTTP_X_…`.
+fn strip_underscored(headers: &mut HeaderMap) {
+    if headers.keys().any(|k| k.as_str().contains('_')) {
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().contains('_'))
+            .cloned()
+            .collect();
+        for name in doomed {
+            headers.remove(name);
+        }
+    }
+}
+
+/// `Host: host[:port]`, the port only when it is not 80 or 443 (nginx-proxy's `$host$host_port`).
+/// Reuses the client's value when it is already exactly that.
+fn set_host(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
+    let with_port = !matches!(fwd.server_port, 80 | 443);
+    let same = headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| match v.strip_prefix(fwd.host) {
+            Some("") => !with_port,
+            Some(rest) => {
+                with_port && rest.strip_prefix(':') == fwd.server_port_value.to_str().ok()
+            }
+            None => false,
+        });
+    if same {
+        return;
+    }
+    let value = if with_port {
+        HeaderValue::from_str(&format!("{}:{}", fwd.host, fwd.server_port))
+    } else {
+        HeaderValue::from_str(fwd.host)
+    };
+    if let Ok(value) = value {
+        headers.insert(HOST, value);
+    }
+}
+
+fn set_forwarded_for(headers: &mut HeaderMap, fwd: &Forwarding<'_>) {
+    let prior = if fwd.trust_downstream {
+        let mut values = headers
+            .get_all(X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        values.next().map(|first| {
+            let mut joined = first.to_owned();
+            for v in values {
+                joined.push_str(", ");
+                joined.push_str(v);
+            }
+            joined
+        })
+    } else {
+        None
+    };
+    let value = match prior {
+        Some(mut chain) => {
+            chain.push_str(", ");
+            // The peer IP value is ASCII by construction.
+            chain.push_str(fwd.peer_ip.to_str().unwrap_or_default());
+            HeaderValue::from_str(&chain).unwrap_or_else(|_| fwd.peer_ip.clone())
+        }
+        None => fwd.peer_ip.clone(),
+    };
+    headers.insert(X_FORWARDED_FOR, value);
+}
+
+#[cfg(test)]
+mod tests;

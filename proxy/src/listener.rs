@@ -1,0 +1,234 @@
+//! The accept loop (shaped like tokio-rs/mini-redis `server.rs`) with graceful shutdown, shared
+//! by the plain-HTTP and the HTTPS listener.
+//!
+//! A semaphore bounds the connections served at once: a permit is taken before `accept` and
+//! moved into the connection task, so at the limit new clients wait in the kernel backlog
+//! instead of consuming memory here. Each connection is served by hyper-util's auto builder
+//! (HTTP/1.1, or HTTP/2 by prior knowledge or ALPN) with upgrades enabled.
+//!
+//! On shutdown the listener stops accepting, then waits for its connections (hyper's graceful
+//! shutdown) and for the tunnels upgraded out of them (which hyper no longer sees), all within
+//! one grace period; whatever is still open then is cut.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::server::TlsStream;
+
+use crate::service::{ConnInfo, Proxy, ProxyConfig};
+use crate::tls::{TlsHandshake, TlsMetrics};
+use crate::tunnel::Tunnels;
+
+/// Smallest header limit hyper accepts for its HTTP/1 read buffer.
+const MIN_HTTP1_BUFFER: usize = 8192;
+/// Longest pause after repeated accept failures (e.g. out of file descriptors).
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Serves plain-HTTP clients of `listener` with `proxy` until `shutdown` completes, then stops
+/// accepting, lets open requests and upgraded tunnels (WebSocket) finish for up to `grace`,
+/// cuts what is left, and returns.
+///
+/// Accept errors are logged and retried with a backoff (so `EMFILE` does not spin); the only
+/// error returned is failing to read the listener's own address.
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Proxy,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> io::Result<()> {
+    run(listener, proxy, Plain, shutdown, grace).await
+}
+
+/// Serves HTTPS clients of `listener` like [`serve`] does plain ones: same connection limit,
+/// accept loop and graceful drain. Each connection first completes a TLS handshake with `tls`
+/// (see [`crate::tls::server_config`]) within the proxy's `header_read_timeout`; a client
+/// naming a host without a certificate is refused with an `unrecognized_name` alert. HTTP/2
+/// is served when ALPN selects `h2`, HTTP/1.1 otherwise; requests see `ConnInfo { tls: true }`.
+/// Handshake outcomes are counted in `metrics` (usually [`crate::tls::CertStore::metrics`]).
+pub async fn serve_tls(
+    listener: TcpListener,
+    proxy: Proxy,
+    tls: Arc<ServerConfig>,
+    metrics: TlsMetrics,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> io::Result<()> {
+    let timeout = proxy.config().header_read_timeout;
+    let handshake = TlsHandshake::new(tls, metrics, timeout);
+    run(listener, proxy, handshake, shutdown, grace).await
+}
+
+/// Turns an accepted TCP connection into the byte stream HTTP is served on.
+trait Handshake: Clone + Send + Sync + 'static {
+    /// The stream after the handshake.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Whether the stream is TLS (for [`ConnInfo::tls`]).
+    const TLS: bool;
+    /// The stream, or `None` when the client is to be dropped (already logged).
+    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = Option<Self::Stream>> + Send;
+}
+
+/// Plain HTTP: the TCP stream as it is.
+#[derive(Clone, Copy)]
+struct Plain;
+
+impl Handshake for Plain {
+    type Stream = TcpStream;
+    const TLS: bool = false;
+    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = Option<TcpStream>> + Send {
+        std::future::ready(Some(tcp))
+    }
+}
+
+impl Handshake for TlsHandshake {
+    type Stream = TlsStream<TcpStream>;
+    const TLS: bool = true;
+    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = Option<Self::Stream>> + Send {
+        self.accept(tcp)
+    }
+}
+
+/// The accept loop shared by both listeners. The handshake runs in the connection's task, so
+/// a slow client never holds up accepting others.
+async fn run<H: Handshake>(
+    listener: TcpListener,
+    proxy: Proxy,
+    handshake: H,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> io::Result<()> {
+    let local = listener.local_addr()?;
+    let config = proxy.config().clone();
+    let builder = Arc::new(builder(&config));
+    let graceful = GracefulShutdown::new();
+    let tunnels = Tunnels::default();
+    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    tokio::pin!(shutdown);
+    tracing::info!(%local, tls = H::TLS, "listening");
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            // The semaphore is never closed, so acquiring only waits.
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = accept(&listener) => accepted,
+        };
+        let conn = match conn_info(&stream, peer, H::TLS) {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "dropping connection");
+                continue;
+            }
+        };
+        let service = proxy.connection_in(conn, tunnels.clone()).into_service();
+        let builder = builder.clone();
+        let handshake = handshake.clone();
+        // Taken before the handshake so that a drain also waits for connections mid-handshake
+        // (bounded by the handshake timeout); they are then told to close at once.
+        let watcher = graceful.watcher();
+        let cut = tunnels.cut_signal();
+        tokio::spawn(async move {
+            let served = async move {
+                if let Some(io) = handshake.handshake(stream).await {
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(io), service)
+                        .into_owned();
+                    if let Err(e) = watcher.watch(connection).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+            };
+            tokio::select! {
+                () = served => {}
+                () = cut => tracing::debug!(%peer, "connection cut at the end of the grace period"),
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    drain(local, graceful, &tunnels, grace).await;
+    Ok(())
+}
+
+/// Waits up to `grace` for open connections, then for the tunnels upgraded out of them (a
+/// tunnel starts before its connection ends, so none is missed), and cuts what is left.
+async fn drain(local: SocketAddr, graceful: GracefulShutdown, tunnels: &Tunnels, grace: Duration) {
+    tracing::info!(%local, open = graceful.count(), tunnels = tunnels.len(), "stopped accepting; draining");
+    let drained = async {
+        graceful.shutdown().await;
+        tunnels.drain().await;
+    };
+    if tokio::time::timeout(grace, drained).await.is_ok() {
+        tracing::info!(%local, "drained");
+    } else {
+        tracing::warn!(%local, ?grace, tunnels = tunnels.len(), "grace period over; closing open connections and tunnels");
+    }
+    tunnels.cut();
+}
+
+fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout)
+        // hyper answers 431 itself once a request head outgrows the read buffer.
+        .max_buf_size(config.max_header_size.max(MIN_HTTP1_BUFFER));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
+    builder
+}
+
+fn conn_info(stream: &TcpStream, peer: std::net::SocketAddr, tls: bool) -> io::Result<ConnInfo> {
+    stream.set_nodelay(true)?;
+    Ok(ConnInfo {
+        peer,
+        local: stream.local_addr()?,
+        tls,
+    })
+}
+
+/// Accepts one connection, retrying failures: per-connection errors at once, resource
+/// exhaustion (`EMFILE`, `ENOBUFS`, …) after a doubling pause.
+async fn accept(listener: &TcpListener) -> (TcpStream, std::net::SocketAddr) {
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) if is_transient(&e) => tracing::debug!(error = %e, "accept failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, ?backoff, "accept failed; pausing");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Errors about one connection that died before it was accepted.
+fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    )
+}

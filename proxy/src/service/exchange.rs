@@ -1,0 +1,239 @@
+//! Sending a routed request to its candidates, retrying what is safe to retry, and handing
+//! protocol upgrades over to a tunnel.
+
+use std::net::SocketAddr;
+
+use http::request::Parts;
+use http::uri::{self, Scheme};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+
+use super::routing::Plan;
+use super::{client_response, Answer, Shared};
+use crate::balance::Candidates;
+use crate::body::Pending;
+use crate::error::ErrorKind;
+use crate::health;
+use crate::metrics::{RetryReason, VhostMetrics};
+use crate::spec::Proto;
+use crate::table::{InFlight, Route, Target};
+use crate::tunnel::Tunnels;
+use crate::upstream::{broke_before_answer, classify};
+
+/// Sends the request to the plan's candidates until one answers with a response head.
+///
+/// A connect failure moves on to the next candidate for any method: the request was not sent.
+/// A connection that broke before any answer (reset, closed, a stale pooled connection) is
+/// retried on the route's other backends, each at most once (nginx's `proxy_next_upstream`),
+/// when the method is idempotent, the body can still be sent (none, or not read yet: nothing is
+/// buffered) and no upgrade was asked for: when replicas stop together, one retry can land on
+/// another dying one. A route with a single backend retries it once on a fresh connection.
+/// Anything else is final. At most one attempt per target, plus that one fresh retry.
+pub(super) async fn send(
+    shared: &Shared,
+    tunnels: &Tunnels,
+    plan: Plan,
+    parts: Parts,
+    body: Incoming,
+) -> Answer {
+    let Plan {
+        route,
+        metrics,
+        candidates,
+        path_and_query,
+        mut upgrade,
+        hsts: _,
+    } = plan;
+    let (scheme, version) = protocol(route.proto);
+    let replayable = upgrade.is_none() && idempotent(&parts.method);
+    let max_attempts = route.targets.len() + usize::from(replayable);
+    let mut order = Order::new(&route, candidates);
+    let mut headers = Some(parts.headers);
+    let mut pending = Some(Pending::new(body));
+    let mut failure = ErrorKind::NoBackend;
+    let mut retry: Option<RetryReason> = None;
+    for attempt in 0..max_attempts {
+        let (Some((index, target)), Some(next)) = (order.next(&route), pending.take()) else {
+            break;
+        };
+        if let Some(reason) = retry.take() {
+            metrics.retry(reason);
+        }
+        let more = attempt + 1 < max_attempts;
+        let (body, reclaim) = next.attempt(more);
+        let Some(uri) = upstream_uri(scheme.clone(), target, &path_and_query) else {
+            return Answer::Error(ErrorKind::BadRequest);
+        };
+        let mut req = Request::new(body);
+        (*req.method_mut(), *req.uri_mut()) = (parts.method.clone(), uri);
+        *req.version_mut() = version;
+        *req.headers_mut() = head(&mut headers, more);
+        let in_flight = target.state.begin();
+        let sent = shared.upstream.send(route.proto, route.keepalive, req);
+        let err = match tokio::time::timeout(shared.config.response_timeout, sent).await {
+            Ok(Ok(response)) => {
+                target.state.connected();
+                return answer(tunnels, response, target.addr, in_flight, upgrade.take());
+            }
+            Ok(Err(err)) => err,
+            Err(_) => {
+                metrics.error(ErrorKind::UpstreamTimeout);
+                return Answer::Error(ErrorKind::UpstreamTimeout);
+            }
+        };
+        failure = classify(&err);
+        tracing::warn!(backend = %target.addr, error = ?err, kind = failure.label(), "upstream request failed");
+        metrics.error(failure);
+        if failure.is_connect() {
+            connect_failed(shared, &metrics, target);
+            retry = Some(RetryReason::Connect);
+        } else {
+            target.state.connected();
+            if !replayable || !broke_before_answer(&err) {
+                return Answer::Error(failure);
+            }
+            order.after_reset(&route, index);
+            retry = Some(RetryReason::Reset);
+        }
+        pending = reclaim.reclaim();
+    }
+    Answer::Error(failure)
+}
+
+/// The URI scheme and HTTP version spoken to backends of `proto`.
+fn protocol(proto: Proto) -> (Scheme, Version) {
+    match proto {
+        Proto::Http => (Scheme::HTTP, Version::HTTP_11),
+        Proto::Https => (Scheme::HTTPS, Version::HTTP_11),
+        Proto::H2c => (Scheme::HTTP, Version::HTTP_2),
+    }
+}
+
+/// Methods that may be sent twice (RFC 9110 §9.2.2); `TRACE` never gets this far.
+fn idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    )
+}
+
+/// The request headers for one attempt: cloned while another attempt may need them.
+fn head(headers: &mut Option<HeaderMap>, more: bool) -> HeaderMap {
+    let head = if more {
+        headers.clone()
+    } else {
+        headers.take()
+    };
+    head.unwrap_or_default()
+}
+
+/// Records a connect failure in passive health, counting and logging an ejection.
+fn connect_failed(shared: &Shared, metrics: &VhostMetrics, target: &Target) {
+    if target.state.connect_failed(&shared.eject) {
+        metrics.ejection();
+        tracing::warn!(
+            backend = %target.addr,
+            failures = target.state.consecutive_failures(),
+            ejected_for = ?target.state.ejected_for(),
+            "backend ejected after repeated connect failures"
+        );
+    }
+}
+
+/// The order targets are tried in: the balancer's candidates, skipping ejected backends while
+/// some backend of the route is not ejected (when all are, all are tried: better a slow answer
+/// than a 502 without trying). After a reset, the retry goes to the next candidate, or when
+/// none is left to another backend from the start of the ring.
+struct Order {
+    ring: Candidates,
+    rest: Candidates,
+    /// The clock reading ejection is judged at; `None` when nothing is skipped.
+    now: Option<u64>,
+    /// The target that reset, avoided by the retry when another one exists.
+    avoid: Option<usize>,
+    /// The single-backend fresh-connection retry was used.
+    refilled: bool,
+}
+
+impl Order {
+    fn new(route: &Route, candidates: Candidates) -> Order {
+        let now = health::now_ms();
+        let skip = route.targets.iter().any(|t| !t.state.ejected_at(now));
+        Order {
+            ring: candidates.clone(),
+            rest: candidates,
+            now: skip.then_some(now),
+            avoid: None,
+            refilled: false,
+        }
+    }
+
+    fn next<'r>(&mut self, route: &'r Route) -> Option<(usize, &'r Target)> {
+        loop {
+            let index = self.rest.next()?;
+            let Some(target) = route.targets.get(index) else {
+                continue;
+            };
+            let ejected = self.now.is_some_and(|now| target.state.ejected_at(now));
+            if !ejected && self.avoid != Some(index) {
+                return Some((index, target));
+            }
+        }
+    }
+
+    /// After a reset the remaining backends come next; only without another usable backend is
+    /// the same one tried again, on a fresh connection, and only once.
+    fn after_reset(&mut self, route: &Route, index: usize) {
+        let other = route
+            .targets
+            .iter()
+            .enumerate()
+            .any(|(i, t)| i != index && !self.now.is_some_and(|now| t.state.ejected_at(now)));
+        if self.rest.len() == 0 && !other && !self.refilled {
+            self.rest = self.ring.clone();
+            self.refilled = true;
+        }
+        self.avoid = Some(index).filter(|_| other);
+    }
+}
+
+fn upstream_uri(
+    scheme: Scheme,
+    target: &Target,
+    path_and_query: &uri::PathAndQuery,
+) -> Option<Uri> {
+    let mut parts = uri::Parts::default();
+    parts.scheme = Some(scheme);
+    parts.authority = Some(target.authority.clone());
+    parts.path_and_query = Some(path_and_query.clone());
+    Uri::from_parts(parts).ok()
+}
+
+/// Accepts a backend response; a `101` is bridged to the client when the client asked for it.
+fn answer(
+    tunnels: &Tunnels,
+    mut response: Response<Incoming>,
+    addr: SocketAddr,
+    in_flight: InFlight,
+    client: Option<OnUpgrade>,
+) -> Answer {
+    if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Answer::Upstream {
+            response: client_response(response),
+            addr,
+            in_flight: Some(in_flight),
+        };
+    }
+    let Some(client) = client else {
+        tracing::warn!(backend = %addr, "backend switched protocols without being asked");
+        return Answer::Error(ErrorKind::UpstreamReset);
+    };
+    let backend = hyper::upgrade::on(&mut response);
+    tunnels.open(client, backend, addr, in_flight);
+    Answer::Upstream {
+        response: client_response(response),
+        addr,
+        in_flight: None,
+    }
+}

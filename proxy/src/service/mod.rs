@@ -1,0 +1,417 @@
+//! The per-request logic: route, rewrite, forward, map errors to a status, record.
+
+mod exchange;
+mod routing;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{
+    AUTHORIZATION, CONTENT_TYPE, HOST, LOCATION, STRICT_TRANSPORT_SECURITY, WWW_AUTHENTICATE,
+};
+use http::{HeaderValue, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::Service;
+use ipnet::IpNet;
+
+use crate::access::{AccessLog, Completion};
+use crate::body::ProxyBody;
+use crate::certs::{CertLookup, NoCerts};
+use crate::error::{self, ErrorKind};
+use crate::forward;
+use crate::health::EjectPolicy;
+use crate::metrics::{Metrics, VhostMetrics};
+use crate::policy::acme;
+use crate::policy::auth::BasicAuth;
+use crate::policy::network::default_internal_networks;
+use crate::table::{InFlight, SharedTable};
+use crate::tunnel::Tunnels;
+use crate::upstream::{PoolSettings, Upstream};
+
+/// Settings of the data plane. Every field is public; [`Default`] gives the documented values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Time a client has to send a complete request head. Default 30 s.
+    pub header_read_timeout: Duration,
+    /// Time to establish a TCP (and TLS) connection to a backend before trying the next one.
+    /// Default 5 s.
+    pub connect_timeout: Duration,
+    /// Time from sending a request to receiving the backend's response head; then 504.
+    /// Default 60 s (nginx's `proxy_read_timeout`).
+    pub response_timeout: Duration,
+    /// Largest request header block accepted, request line included; larger gets 431.
+    /// Default 64 KiB (at least 8 KiB is enforced for HTTP/1).
+    pub max_header_size: usize,
+    /// How long an idle pooled backend connection is kept. Default 90 s.
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per backend for routes with `keepalive` `auto`. Default 64.
+    pub pool_max_idle_per_host: usize,
+    /// `TRUST_DOWNSTREAM_PROXY`: keep client `X-Forwarded-*` values. Default true.
+    pub trust_downstream_proxy: bool,
+    /// Write one `dockhand::access` log line per request. Default true.
+    pub access_log: bool,
+    /// Client connections served at once per listener; more wait in the accept backlog.
+    /// Default 10 000.
+    pub max_connections: usize,
+    /// `HTTPS_PORT`: the public HTTPS port written into HTTP → HTTPS redirects (omitted when
+    /// 443). Default 443.
+    pub https_port: u16,
+    /// Folder whose `.well-known/acme-challenge/<token>` files answer ACME HTTP-01 challenges.
+    /// Default `/usr/share/nginx/html`.
+    pub acme_webroot: PathBuf,
+    /// Folder of htpasswd files (`<vhost>`, `<vhost>_<sha1(path)>`). Default `/etc/nginx/htpasswd`.
+    pub htpasswd_dir: PathBuf,
+    /// Client networks allowed on `NETWORK_ACCESS=internal` locations; others get 403. Default
+    /// nginx-proxy's `network_internal.conf` plus IPv6 loopback and link-local: 127.0.0.0/8,
+    /// 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, ::1/128, fc00::/7, fe80::/10.
+    pub network_internal: Vec<IpNet>,
+    /// Passive health: consecutive connect failures (refused, timed out, …) after which a
+    /// backend is ejected, i.e. skipped by balancing while its location has another backend
+    /// that is not ejected. 0 disables ejection. Default 3.
+    pub eject_after: u32,
+    /// First ejection period; after it the next request probes the backend, and a failed probe
+    /// ejects it again for twice as long. Default 1 s.
+    pub eject_backoff: Duration,
+    /// Longest ejection period. Default 30 s.
+    pub eject_backoff_max: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            header_read_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            max_header_size: 64 * 1024,
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 64,
+            trust_downstream_proxy: true,
+            access_log: true,
+            max_connections: 10_000,
+            https_port: 443,
+            acme_webroot: PathBuf::from("/usr/share/nginx/html"),
+            htpasswd_dir: PathBuf::from("/etc/nginx/htpasswd"),
+            network_internal: default_internal_networks(),
+            eject_after: 3,
+            eject_backoff: Duration::from_secs(1),
+            eject_backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The facts about a client connection that requests need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnInfo {
+    /// The TCP peer.
+    pub peer: SocketAddr,
+    /// The local address the client connected to (its port is the "server port").
+    pub local: SocketAddr,
+    /// Whether the connection is TLS (sets `X-Forwarded-Proto: https` and redirect schemes).
+    pub tls: bool,
+}
+
+/// The proxy: configuration, current table, metrics and upstream pools. Cheap to clone.
+#[derive(Clone)]
+pub struct Proxy {
+    shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: ProxyConfig,
+    pub(crate) table: SharedTable,
+    pub(crate) metrics: Metrics,
+    pub(crate) upstream: Upstream,
+    pub(crate) certs: ArcSwap<Certs>,
+    pub(crate) auth: BasicAuth,
+    pub(crate) eject: EjectPolicy,
+    /// Tunnels of connections served outside this crate's listeners (through
+    /// [`Proxy::service`]); the listeners track their own.
+    tunnels: Tunnels,
+}
+
+/// The certificate lookup, boxed in a sized type so that it can live in an [`ArcSwap`].
+pub(crate) struct Certs(pub(crate) Arc<dyn CertLookup>);
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Proxy {
+    /// A proxy serving whatever table `table` holds at each request.
+    pub fn new(config: ProxyConfig, table: SharedTable, metrics: Metrics) -> Proxy {
+        let upstream = Upstream::new(PoolSettings {
+            connect_timeout: config.connect_timeout,
+            idle_timeout: config.pool_idle_timeout,
+            max_idle_per_host: config.pool_max_idle_per_host,
+        });
+        let auth = BasicAuth::new(config.htpasswd_dir.clone());
+        let eject = EjectPolicy::new(
+            config.eject_after,
+            config.eject_backoff,
+            config.eject_backoff_max,
+        );
+        metrics.watch(table.clone());
+        Proxy {
+            shared: Arc::new(Shared {
+                config,
+                table,
+                metrics,
+                upstream,
+                certs: ArcSwap::from_pointee(Certs(Arc::new(NoCerts))),
+                auth,
+                eject,
+                tunnels: Tunnels::default(),
+            }),
+        }
+    }
+
+    /// Answers "does this vhost have a usable certificate?" with `certs` (default [`NoCerts`]:
+    /// none, so `redirect` and `nohttp` vhosts are served over HTTP when
+    /// `http_on_missing_cert`). Applies to every clone of this proxy.
+    pub fn with_certs(self, certs: Arc<dyn CertLookup>) -> Proxy {
+        self.shared.certs.store(Arc::new(Certs(certs)));
+        self
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.shared.config
+    }
+
+    /// The per-connection handler for a client connection described by `conn`.
+    pub fn connection(&self, conn: ConnInfo) -> ProxyService {
+        self.connection_in(conn, self.shared.tunnels.clone())
+    }
+
+    /// The handler for a connection whose upgraded tunnels `tunnels` tracks.
+    pub(crate) fn connection_in(&self, conn: ConnInfo, tunnels: Tunnels) -> ProxyService {
+        let peer_ip = conn.peer.ip().to_canonical().to_string();
+        ProxyService {
+            shared: self.shared.clone(),
+            conn: Arc::new(Conn {
+                info: conn,
+                // An IP address and a port number are always valid header values.
+                peer_ip: HeaderValue::from_str(&peer_ip).unwrap_or(HeaderValue::from_static("-")),
+                port: HeaderValue::from(conn.local.port()),
+                tunnels,
+            }),
+        }
+    }
+
+    /// A hyper [`Service`] for the client connection `conn`, to pass to hyper's or hyper-util's
+    /// `serve_connection_with_upgrades`. It never fails: errors become status codes.
+    pub fn service(
+        &self,
+        conn: ConnInfo,
+    ) -> impl Service<
+        Request<Incoming>,
+        Response = Response<ProxyBody>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+    > + Clone
+           + Send
+           + Sync
+           + 'static {
+        self.connection(conn).into_service()
+    }
+}
+
+/// One client connection's request handler (cheap to clone).
+#[derive(Clone)]
+pub struct ProxyService {
+    shared: Arc<Shared>,
+    conn: Arc<Conn>,
+}
+
+impl ProxyService {
+    /// This handler as a hyper [`Service`] (see [`Proxy::service`]).
+    pub(crate) fn into_service(
+        self,
+    ) -> impl Service<
+        Request<Incoming>,
+        Response = Response<ProxyBody>,
+        Error = Infallible,
+        Future = impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static,
+    > + Clone
+           + Send
+           + Sync
+           + 'static {
+        let service = self;
+        hyper::service::service_fn(move |req| {
+            let answer = service.handle(req);
+            async move { Ok(answer.await) }
+        })
+    }
+}
+
+/// A connection's facts, with the header values derived from them formatted once.
+pub(crate) struct Conn {
+    pub(crate) info: ConnInfo,
+    pub(crate) peer_ip: HeaderValue,
+    pub(crate) port: HeaderValue,
+    pub(crate) tunnels: Tunnels,
+}
+
+/// Where a request ended up, before the response is assembled.
+pub(crate) enum Answer {
+    Upstream {
+        response: Response<Incoming>,
+        addr: SocketAddr,
+        in_flight: Option<InFlight>,
+    },
+    Redirect(StatusCode, String),
+    /// A file of the proxy's own (an ACME challenge), sent as `text/plain`.
+    Text(Bytes),
+    /// 401 with this `WWW-Authenticate` value.
+    Challenge(HeaderValue),
+    Error(ErrorKind),
+}
+
+impl ProxyService {
+    /// Answers one request; every failure is already mapped to a response.
+    pub fn handle(
+        &self,
+        req: Request<Incoming>,
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
+        let this = self.clone();
+        async move { this.run(req).await }
+    }
+
+    async fn run(self, req: Request<Incoming>) -> Response<ProxyBody> {
+        let start = Instant::now();
+        let method = req.method().clone();
+        let log = self.shared.config.access_log.then(|| AccessLog {
+            client: self.conn.info.peer,
+            host: req.headers().get(HOST).cloned(),
+            uri: req.uri().clone(),
+            upstream: None,
+        });
+        let (answer, metrics, hsts) = self.proxy(req).await;
+        let (mut response, upstream, in_flight) = match answer {
+            Answer::Upstream {
+                response,
+                addr,
+                in_flight,
+            } => (response.map(ProxyBody::upstream), Some(addr), in_flight),
+            Answer::Redirect(status, location) => (redirect(status, &location), None, None),
+            Answer::Text(bytes) => (text(bytes), None, None),
+            Answer::Challenge(realm) => (challenge(realm), None, None),
+            Answer::Error(kind) => (page(error::status(kind)), None, None),
+        };
+        if let Some(hsts) = hsts {
+            // Ours replaces a backend's own, on every answer including errors (nginx `always`).
+            response
+                .headers_mut()
+                .insert(STRICT_TRANSPORT_SECURITY, hsts);
+        }
+        let completion = Completion {
+            metrics,
+            method,
+            status: response.status(),
+            start,
+            log: log.map(|log| AccessLog { upstream, ..log }),
+            in_flight,
+        };
+        response.map(|body| body.on_end(completion))
+    }
+
+    /// The answer, the vhost it is accounted to, and the HSTS header it must carry.
+    async fn proxy(
+        &self,
+        req: Request<Incoming>,
+    ) -> (Answer, Arc<VhostMetrics>, Option<HeaderValue>) {
+        let (mut parts, body) = req.into_parts();
+        let plan = match routing::plan(&self.shared, &self.conn, &mut parts) {
+            Ok(plan) => plan,
+            Err(refusal) => {
+                let answer = self.refused(refusal.refused).await;
+                return (answer, refusal.metrics, refusal.hsts);
+            }
+        };
+        let metrics = plan.metrics.clone();
+        let hsts = plan.hsts.clone();
+        let authorization = parts.headers.get(AUTHORIZATION);
+        if let Err(realm) = self
+            .shared
+            .auth
+            .check(&plan.route.auth, authorization)
+            .await
+        {
+            return (Answer::Challenge(realm), metrics, hsts);
+        }
+        let answer = exchange::send(&self.shared, &self.conn.tunnels, plan, parts, body).await;
+        (answer, metrics, hsts)
+    }
+
+    /// The answer to a request the proxy handles itself.
+    async fn refused(&self, refused: routing::Refused) -> Answer {
+        match refused {
+            routing::Refused::Error(kind) => Answer::Error(kind),
+            routing::Refused::Redirect(status, to) => Answer::Redirect(status, to),
+            routing::Refused::Acme(token) => {
+                match acme::read_challenge(&self.shared.config.acme_webroot, &token).await {
+                    Some(bytes) => Answer::Text(bytes),
+                    None => Answer::Error(ErrorKind::NoPath),
+                }
+            }
+        }
+    }
+}
+
+/// A page of the proxy's own (error statuses).
+fn page(status: StatusCode) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(Bytes::from_static(
+        error::page(status).as_bytes(),
+    )));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/html"));
+    response
+}
+
+/// A redirect: the 301 that adds a location's trailing slash, or HTTP → HTTPS (301/307/308).
+fn redirect(status: StatusCode, location: &str) -> Response<ProxyBody> {
+    let mut response = page(status);
+    match HeaderValue::from_str(location) {
+        Ok(value) => {
+            response.headers_mut().insert(LOCATION, value);
+            response
+        }
+        // Built from a validated host and a location name: unreachable in practice.
+        Err(_) => page(StatusCode::BAD_REQUEST),
+    }
+}
+
+/// An ACME challenge file.
+fn text(bytes: Bytes) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(bytes));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
+}
+
+/// The 401 asking for basic-auth credentials.
+fn challenge(realm: HeaderValue) -> Response<ProxyBody> {
+    let mut response = page(error::status(ErrorKind::Unauthorized));
+    response.headers_mut().insert(WWW_AUTHENTICATE, realm);
+    response
+}
+
+/// Response headers for the client, shared by plain and upgraded exchanges.
+pub(crate) fn client_response(mut response: Response<Incoming>) -> Response<Incoming> {
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    forward::rewrite_response(response.headers_mut(), switching);
+    response
+}

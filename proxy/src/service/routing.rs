@@ -1,0 +1,321 @@
+//! Deciding where a request goes: host → vhost (or `DEFAULT_HOST`) → location → candidates, and
+//! rewriting its head for the backend. Synchronous: the table guard never crosses an `.await`.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use http::header::HOST;
+use http::request::Parts;
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderValue, Method, StatusCode, Version};
+use hyper::upgrade::OnUpgrade;
+
+use super::{Conn, Shared};
+use crate::balance::{self, Candidates};
+use crate::error::ErrorKind;
+use crate::forward::{self, Forwarding};
+use crate::host::normalize_host;
+use crate::metrics::VhostMetrics;
+use crate::path::{encode_path, normalize_path, redirect_location, replace_prefix, Selected};
+use crate::policy::network::is_internal;
+use crate::policy::{effective_method, gate, hsts_applies, Gate, RequestFacts};
+use crate::spec::{HttpsMethod, Keepalive, NetworkAccess, Proto};
+use crate::table::{Route, Vhost};
+
+/// A routed request, ready to be sent.
+pub(super) struct Plan {
+    pub(super) route: Arc<Route>,
+    pub(super) metrics: Arc<VhostMetrics>,
+    pub(super) candidates: Candidates,
+    pub(super) path_and_query: PathAndQuery,
+    /// The client side of a protocol switch the backend is asked for.
+    pub(super) upgrade: Option<OnUpgrade>,
+    /// The `Strict-Transport-Security` value every answer gets, if any.
+    pub(super) hsts: Option<HeaderValue>,
+}
+
+/// How the proxy answers a request itself.
+pub(super) enum Refused {
+    Error(ErrorKind),
+    Redirect(StatusCode, String),
+    /// Serve this (validated) ACME challenge token.
+    Acme(String),
+}
+
+/// A request the proxy answers itself, the vhost it is accounted to, and its HSTS header.
+pub(super) struct Refusal {
+    pub(super) refused: Refused,
+    pub(super) metrics: Arc<VhostMetrics>,
+    pub(super) hsts: Option<HeaderValue>,
+}
+
+/// Builds the refusals of one vhost, all accounted to it and carrying its HSTS header.
+struct Refuser {
+    metrics: Arc<VhostMetrics>,
+    hsts: Option<HeaderValue>,
+}
+
+impl Refuser {
+    fn with(&self, refused: Refused) -> Refusal {
+        Refusal {
+            refused,
+            metrics: self.metrics.clone(),
+            hsts: self.hsts.clone(),
+        }
+    }
+
+    fn error(&self, kind: ErrorKind) -> Refusal {
+        self.with(Refused::Error(kind))
+    }
+}
+
+/// Where the request names its host: the URI authority (HTTP/2, absolute-form) wins over `Host`.
+enum HostSource {
+    Authority(Authority),
+    Header(HeaderValue),
+}
+
+impl HostSource {
+    fn of(parts: &Parts) -> Option<HostSource> {
+        match parts.uri.authority() {
+            Some(authority) => Some(HostSource::Authority(authority.clone())),
+            None => parts.headers.get(HOST).cloned().map(HostSource::Header),
+        }
+    }
+
+    fn normalized(&self) -> Option<Cow<'_, str>> {
+        match self {
+            HostSource::Authority(a) => normalize_host(a.host()),
+            HostSource::Header(h) => normalize_host(h.to_str().ok()?),
+        }
+    }
+}
+
+/// Routes `parts` and rewrites its headers for the backend.
+pub(super) fn plan(shared: &Shared, conn: &Conn, parts: &mut Parts) -> Result<Plan, Refusal> {
+    let unknown = |kind| unknown(shared, kind);
+    let source = HostSource::of(parts);
+    let host = match &source {
+        Some(source) => Some(
+            source
+                .normalized()
+                .ok_or_else(|| unknown(ErrorKind::BadRequest))?,
+        ),
+        // HTTP/1.0 may omit the host; it then goes to `DEFAULT_HOST`, like nginx's default server.
+        None if parts.version <= Version::HTTP_10 => None,
+        None => return Err(unknown(ErrorKind::BadRequest)),
+    };
+    let vhost = {
+        let table = shared.table.load();
+        match &host {
+            Some(host) => table.vhost(host),
+            None => table.fallback(),
+        }
+        .cloned()
+    };
+    let vhost = vhost.ok_or_else(|| unknown(ErrorKind::UnknownHost))?;
+    let effective = effective(shared, &vhost);
+    let refuse = Refuser {
+        metrics: vhost.metrics.clone(),
+        hsts: vhost
+            .hsts
+            .clone()
+            .filter(|_| hsts_applies(effective, conn.info.tls)),
+    };
+    if let Some(kind) = refused_head(parts, shared.config.max_header_size) {
+        return Err(refuse.error(kind));
+    }
+    let host = host.as_deref().unwrap_or(&vhost.host);
+    let uri = parts.uri.clone();
+    admit(shared, conn, &vhost, effective, parts, host, &refuse)?;
+    let (route, path_and_query) = locate(&vhost, conn, host, &uri, &refuse)?;
+    permit(shared, conn, &route, &refuse)?;
+    let upgrade = rewrite_head(shared, conn, parts, &route, host, &uri);
+    let candidates = balance::candidates(
+        route.balance,
+        &route.cursor,
+        conn.info.peer.ip(),
+        route.targets.len(),
+        |i| route.targets[i].state.in_flight(),
+    );
+    Ok(Plan {
+        metrics: vhost.metrics.clone(),
+        route,
+        candidates,
+        path_and_query,
+        upgrade,
+        hsts: refuse.hsts,
+    })
+}
+
+/// The unknown-host answer family (503 or 400), accounted to no vhost and without HSTS.
+fn unknown(shared: &Shared, kind: ErrorKind) -> Refusal {
+    Refusal {
+        refused: Refused::Error(kind),
+        metrics: shared.metrics.unknown(),
+        hsts: None,
+    }
+}
+
+/// Applies the vhost's HTTPS policy before location routing: the HTTPS redirect, the ACME
+/// location, and schemes the vhost does not serve.
+fn admit(
+    shared: &Shared,
+    conn: &Conn,
+    vhost: &Vhost,
+    effective: HttpsMethod,
+    parts: &Parts,
+    host: &str,
+    refuse: &Refuser,
+) -> Result<(), Refusal> {
+    let facts = RequestFacts {
+        tls: conn.info.tls,
+        method: &parts.method,
+        host,
+        path_and_query: parts.uri.path_and_query().map_or("/", PathAndQuery::as_str),
+        https_port: shared.config.https_port,
+    };
+    match gate(&vhost.https, effective, &facts) {
+        Gate::Proxy => Ok(()),
+        Gate::Redirect { status, location } => {
+            Err(refuse.with(Refused::Redirect(status, location)))
+        }
+        Gate::Acme(token) => Err(refuse.with(Refused::Acme(token))),
+        Gate::NotFound => Err(refuse.error(ErrorKind::NoPath)),
+        Gate::Unknown => Err(unknown(shared, ErrorKind::UnknownHost)),
+    }
+}
+
+/// Location-level refusals: `NETWORK_ACCESS=internal` for outside clients (403), then no
+/// backend to send to: 503 when health checks hold reachable ones back, else 502.
+fn permit(shared: &Shared, conn: &Conn, route: &Route, refuse: &Refuser) -> Result<(), Refusal> {
+    let internal = &shared.config.network_internal;
+    if route.network_access == NetworkAccess::Internal
+        && !is_internal(internal, conn.info.peer.ip())
+    {
+        return Err(refuse.error(ErrorKind::Forbidden));
+    }
+    if route.targets.is_empty() {
+        let kind = if route.held_back {
+            ErrorKind::Unhealthy
+        } else {
+            ErrorKind::NoBackend
+        };
+        refuse.metrics.error(kind);
+        return Err(refuse.error(kind));
+    }
+    Ok(())
+}
+
+/// The vhost's effective `HTTPS_METHOD`; the certificate lookup is asked only when its answer
+/// can change the method.
+fn effective(shared: &Shared, vhost: &Vhost) -> HttpsMethod {
+    let policy = &vhost.https;
+    let matters = policy.http_on_missing_cert
+        && matches!(policy.method, HttpsMethod::Redirect | HttpsMethod::NoHttp);
+    let cert_ok = !matters || shared.certs.load().0.has_usable_cert(&vhost.host, policy);
+    effective_method(policy, cert_ok)
+}
+
+/// The location serving `uri`, and the path and query to send it.
+fn locate(
+    vhost: &Vhost,
+    conn: &Conn,
+    host: &str,
+    uri: &http::Uri,
+    refuse: &Refuser,
+) -> Result<(Arc<Route>, PathAndQuery), Refusal> {
+    let path = normalize_path(uri.path()).ok_or_else(|| refuse.error(ErrorKind::BadRequest))?;
+    let (route, matched) = match vhost.locations.select(&path) {
+        None => return Err(refuse.error(ErrorKind::NoPath)),
+        Some(Selected::AddSlash { location }) => {
+            let port = conn.info.local.port();
+            let target = redirect_location(conn.info.tls, host, port, location, uri.query());
+            let status = StatusCode::MOVED_PERMANENTLY;
+            return Err(refuse.with(Refused::Redirect(status, target)));
+        }
+        Some(Selected::Location { value, matched }) => (value.clone(), matched),
+    };
+    let normalized = matches!(path, Cow::Owned(_));
+    let path_and_query = upstream_path(&route, &path, normalized, matched, uri)
+        .ok_or_else(|| refuse.error(ErrorKind::BadRequest))?;
+    Ok((route, path_and_query))
+}
+
+/// Methods nginx refuses itself, and HTTP/2 header blocks over the limit (hyper enforces the
+/// HTTP/1 limit while parsing and answers 431 on its own).
+fn refused_head(parts: &Parts, max_header_size: usize) -> Option<ErrorKind> {
+    if parts.method == Method::TRACE {
+        return Some(ErrorKind::MethodNotAllowed);
+    }
+    if parts.method == Method::CONNECT {
+        return Some(ErrorKind::BadRequest);
+    }
+    if parts.version == Version::HTTP_2 {
+        // HPACK's accounting: name + value + 32 per field.
+        let size: usize = parts
+            .headers
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 32)
+            .sum();
+        if size > max_header_size {
+            return Some(ErrorKind::HeaderTooLarge);
+        }
+    }
+    None
+}
+
+/// The path and query sent upstream: unchanged, or with the location prefix replaced by
+/// `VIRTUAL_DEST` (then from the normalized path, re-encoded, as nginx does).
+fn upstream_path(
+    route: &Route,
+    path: &str,
+    normalized: bool,
+    matched: Option<usize>,
+    uri: &http::Uri,
+) -> Option<PathAndQuery> {
+    let (Some(dest), Some(matched)) = (&route.dest, matched) else {
+        return Some(
+            uri.path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
+    };
+    let mut target = replace_prefix(path, matched, dest);
+    if normalized {
+        target = encode_path(&target);
+    }
+    if let Some(query) = uri.query() {
+        target.push('?');
+        target.push_str(query);
+    }
+    PathAndQuery::try_from(target).ok()
+}
+
+/// Applies the nginx-proxy header rules; returns the client's upgrade handle when the request
+/// asks for a protocol switch that will be forwarded.
+fn rewrite_head(
+    shared: &Shared,
+    conn: &Conn,
+    parts: &mut Parts,
+    route: &Route,
+    host: &str,
+    uri: &http::Uri,
+) -> Option<OnUpgrade> {
+    let original = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let original = HeaderValue::from_str(original).unwrap_or(HeaderValue::from_static("/"));
+    let forwarding = Forwarding {
+        peer_ip: &conn.peer_ip,
+        host,
+        server_port: conn.info.local.port(),
+        server_port_value: &conn.port,
+        https: conn.info.tls,
+        trust_downstream: shared.config.trust_downstream_proxy,
+        original_uri: &original,
+        allow_upgrade: parts.version == Version::HTTP_11 && route.proto != Proto::H2c,
+        close: route.keepalive == Keepalive::Disabled,
+        h2: route.proto == Proto::H2c,
+    };
+    forward::rewrite_request(&mut parts.headers, &forwarding)?;
+    parts.extensions.remove::<OnUpgrade>()
+}

@@ -1,0 +1,199 @@
+//! The plain-data description of routes that discovery hands to the data plane.
+//!
+//! Discovery validates everything it puts here (host and path patterns parse, ports are numbers),
+//! so building a [`crate::RouteTable`] from a [`TableSpec`] cannot fail.
+
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+/// Every virtual host to serve, plus the proxy-wide fallback.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TableSpec {
+    /// One entry per distinct `VIRTUAL_HOST` name (as written, e.g. `*.example.com`, `~^api\.`).
+    pub vhosts: Vec<VhostSpec>,
+    /// `DEFAULT_HOST`: the vhost that answers requests for unknown hosts. Default: none (503).
+    pub default_host: Option<String>,
+}
+
+/// One virtual host and its paths.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VhostSpec {
+    /// The name exactly as written in `VIRTUAL_HOST` (lower-cased): exact, `*.x`, `x.*` or `~regex`.
+    pub host: String,
+    /// The vhost's locations; at least one. Paths are unique within a vhost.
+    pub paths: Vec<PathSpec>,
+    /// How the vhost is served over HTTP and HTTPS. Default: [`HttpsPolicy::default`].
+    pub https: HttpsPolicy,
+}
+
+/// A vhost's HTTPS settings, resolved from its containers and the proxy-wide defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HttpsPolicy {
+    /// `HTTPS_METHOD`. Default [`HttpsMethod::Redirect`].
+    pub method: HttpsMethod,
+    /// `HSTS` header value on HTTPS responses; `None` when `off`. Default `max-age=31536000`.
+    pub hsts: Option<String>,
+    /// `CERT_NAME`: use `<name>.crt`/`.key` instead of a lookup by host. Default: none.
+    pub cert_name: Option<String>,
+    /// `TRUST_DEFAULT_CERT` / the `…trust-default-cert` label: may `default.crt` serve this
+    /// vhost? Default true.
+    pub trust_default_cert: bool,
+    /// `NON_GET_REDIRECT` / the `…non-get-redirect` label: redirect status for methods other
+    /// than GET and HEAD (301, 307 or 308). Default 301.
+    pub non_get_redirect: u16,
+    /// `ENABLE_HTTP_ON_MISSING_CERT`: without a usable certificate, `redirect` and `nohttp`
+    /// fall back to `noredirect`. Default true.
+    pub http_on_missing_cert: bool,
+    /// `ACME_HTTP_CHALLENGE_LOCATION`. Default [`AcmeChallenge::Enabled`].
+    pub acme_challenge: AcmeChallenge,
+}
+
+impl Default for HttpsPolicy {
+    fn default() -> Self {
+        Self {
+            method: HttpsMethod::Redirect,
+            hsts: Some(DEFAULT_HSTS.to_owned()),
+            cert_name: None,
+            trust_default_cert: true,
+            non_get_redirect: 301,
+            http_on_missing_cert: true,
+            acme_challenge: AcmeChallenge::Enabled,
+        }
+    }
+}
+
+/// nginx-proxy's default `HSTS` value.
+pub const DEFAULT_HSTS: &str = "max-age=31536000";
+
+/// `HTTPS_METHOD`: how plain HTTP and HTTPS relate for a vhost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpsMethod {
+    /// HTTP answers with a redirect to HTTPS (the default).
+    #[default]
+    Redirect,
+    /// Both HTTP and HTTPS serve the vhost; no HSTS.
+    NoRedirect,
+    /// Only HTTPS serves the vhost; HTTP answers 503.
+    NoHttp,
+    /// Only HTTP serves the vhost; HTTPS falls through to the unknown-host answer.
+    NoHttps,
+}
+
+/// `ACME_HTTP_CHALLENGE_LOCATION`: serving `/.well-known/acme-challenge/` on port 80.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcmeChallenge {
+    /// Served for the vhost, before any redirect (the default).
+    #[default]
+    Enabled,
+    /// Not served: the request is redirected or proxied like any other.
+    Disabled,
+    /// Served only when the vhost redirects to HTTPS (nginx-proxy's `legacy`).
+    Legacy,
+}
+
+/// `NETWORK_ACCESS`: who may use a location.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkAccess {
+    /// Anyone (the default).
+    #[default]
+    External,
+    /// Only clients from loopback and private ranges; others get 403.
+    Internal,
+}
+
+/// One location (`VIRTUAL_PATH`) of a vhost and the backends that serve it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PathSpec {
+    /// `VIRTUAL_PATH`: a prefix such as `/` or `/api/`, or `~regex`. Default `/`.
+    pub path: String,
+    /// `VIRTUAL_DEST`: replaces the matched prefix before forwarding. Default: none (unchanged).
+    pub dest: Option<String>,
+    /// `VIRTUAL_PROTO`. Default [`Proto::Http`].
+    pub proto: Proto,
+    /// The `…loadbalance` label. Default [`Balance::RoundRobin`].
+    pub balance: Balance,
+    /// The `…keepalive` label. Default [`Keepalive::Auto`].
+    pub keepalive: Keepalive,
+    /// `NETWORK_ACCESS`. Default [`NetworkAccess::External`].
+    pub network_access: NetworkAccess,
+    /// The containers behind this location; may be empty or hold only unreachable ones (→ 502).
+    pub backends: Vec<BackendSpec>,
+}
+
+/// One container serving a location.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct BackendSpec {
+    /// `ip:port` to connect to; `None` when the container shares no network with dockhand.
+    pub addr: Option<SocketAddr>,
+    /// Container name without the leading `/`, for logs, metrics and `/api/routes`.
+    pub container: String,
+    /// Full container ID.
+    pub container_id: String,
+    /// Docker's health check state. Default [`Health::None`] (no health check: routable).
+    pub health: Health,
+}
+
+/// A container's Docker HEALTHCHECK state.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// The container has no health check: it gets traffic as soon as it runs.
+    #[default]
+    None,
+    /// The health check has not passed yet: no traffic.
+    Starting,
+    /// The health check passes: traffic.
+    Healthy,
+    /// The health check fails: no traffic.
+    Unhealthy,
+}
+
+impl Health {
+    /// May requests go to a container in this state?
+    pub fn routable(self) -> bool {
+        matches!(self, Health::None | Health::Healthy)
+    }
+}
+
+/// How to talk to the backend (`VIRTUAL_PROTO`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// Plain HTTP/1.1 (the default).
+    #[default]
+    Http,
+    /// HTTP/1.1 over TLS, without certificate verification and without SNI, as nginx does.
+    Https,
+    /// HTTP/2 with prior knowledge over cleartext (`h2c`, and `grpc`).
+    H2c,
+}
+
+/// Backend selection (`com.github.nginx-proxy.nginx-proxy.loadbalance`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Balance {
+    /// Round robin across the healthy backends (the default).
+    #[default]
+    RoundRobin,
+    /// The same client IP goes to the same backend (`hash $remote_addr;`, `ip_hash;`).
+    ClientIp,
+    /// The backend with the fewest requests in flight (`least_conn;`).
+    LeastConn,
+}
+
+/// Upstream connection reuse (`com.github.nginx-proxy.nginx-proxy.keepalive`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Keepalive {
+    /// Pool idle connections (the default; nginx's `auto`).
+    #[default]
+    Auto,
+    /// Pool at most this many idle connections per backend.
+    Max(usize),
+    /// No reuse: send `Connection: close` to the backend.
+    Disabled,
+}

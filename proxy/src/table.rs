@@ -1,0 +1,526 @@
+//! The immutable route table the request path reads, and the per-backend state that outlives it.
+//!
+//! Discovery builds a new [`RouteTable`] from a [`TableSpec`] off the hot path and stores it in the
+//! [`SharedTable`]; requests `load()` it once. Counters that must survive a swap (in-flight
+//! requests for `least_conn`, passive health) live in the [`BackendRegistry`], keyed by address.
+//!
+//! A table is built from the one it replaces ([`RouteTable::rebuild`]): vhosts whose spec did
+//! not change are shared as they are, so one container event costs work for its own vhosts only
+//! (plus a pass over the sorted names), and an unrelated change never resets another vhost's
+//! round-robin position.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use http::uri::Authority;
+use http::HeaderValue;
+use serde::{Serialize, Serializer};
+
+use crate::health::{self, EjectPolicy, PassiveHealth};
+use crate::host::{HostMatcher, HostPattern};
+use crate::metrics::{Metrics, VhostMetrics};
+use crate::path::{PathMatcher, PathPattern};
+use crate::policy::auth::AuthFiles;
+use crate::spec::{
+    Balance, Health, HttpsPolicy, Keepalive, NetworkAccess, PathSpec, Proto, TableSpec, VhostSpec,
+};
+
+/// The table as the data plane shares it: swapped whole by discovery, loaded once per request.
+pub type SharedTable = Arc<arc_swap::ArcSwap<RouteTable>>;
+
+/// State of one backend address shared by every table that routes to it.
+#[derive(Debug, Default)]
+pub struct BackendState {
+    in_flight: AtomicUsize,
+    health: PassiveHealth,
+}
+
+impl BackendState {
+    /// Requests (and upgraded tunnels) currently open to this backend.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Whether passive health currently sets this backend aside after repeated connect failures
+    /// (balancing skips it while another backend of the location is not ejected).
+    pub fn is_ejected(&self) -> bool {
+        self.health.is_ejected(health::now_ms())
+    }
+
+    /// Connect failures (refused, timed out, …) since the last established connection.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.health.failures()
+    }
+
+    /// Time left of the current ejection; zero when not ejected.
+    pub fn ejected_for(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.health.remaining_ms(health::now_ms()))
+    }
+
+    /// Whether the backend is ejected at `now` (on the [`health::now_ms`] clock).
+    pub(crate) fn ejected_at(&self, now: u64) -> bool {
+        self.health.is_ejected(now)
+    }
+
+    /// Records an established connection (any answer, even a reset): the backend is back.
+    pub(crate) fn connected(&self) {
+        self.health.succeeded();
+    }
+
+    /// Records a connect failure; true when it ejected the backend.
+    pub(crate) fn connect_failed(&self, policy: &EjectPolicy) -> bool {
+        self.health.failed(health::now_ms(), policy)
+    }
+
+    /// Marks one more request in flight until the returned guard drops.
+    pub(crate) fn begin(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+/// Decrements the backend's in-flight count on drop.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<BackendState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Backend state by address, kept across table swaps.
+#[derive(Debug, Default)]
+pub struct BackendRegistry {
+    states: DashMap<SocketAddr, Arc<BackendState>>,
+}
+
+impl BackendRegistry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The state of `addr`, created on first use.
+    pub fn state(&self, addr: SocketAddr) -> Arc<BackendState> {
+        self.states.entry(addr).or_default().clone()
+    }
+
+    /// Drops the state of addresses that `table` does not route to. Tables still in use keep
+    /// their own `Arc`s, so requests in flight are unaffected.
+    pub fn retain(&self, table: &RouteTable) {
+        let live: HashSet<SocketAddr> = table.targets().map(|t| t.addr).collect();
+        self.states.retain(|addr, _| live.contains(addr));
+    }
+
+    /// Number of addresses tracked.
+    pub fn len(&self) -> usize {
+        self.states.len()
+    }
+
+    /// Whether no address is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+}
+
+/// An immutable snapshot of every vhost, path and backend. Serializes as `/api/routes` shows it.
+#[derive(Serialize)]
+pub struct RouteTable {
+    generation: u64,
+    default_host: Option<String>,
+    vhosts: Vec<Arc<Vhost>>,
+    #[serde(skip)]
+    hosts: HostMatcher<Arc<Vhost>>,
+    #[serde(skip)]
+    default_vhost: Option<Arc<Vhost>>,
+}
+
+impl std::fmt::Debug for RouteTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteTable")
+            .field("generation", &self.generation)
+            .field("default_host", &self.default_host)
+            .field(
+                "vhosts",
+                &self.vhosts.iter().map(|v| &v.host).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+/// One served virtual host.
+#[derive(Serialize)]
+pub(crate) struct Vhost {
+    pub(crate) host: String,
+    /// What this vhost was built from: an equal spec in the next table reuses it whole.
+    #[serde(skip)]
+    spec: VhostSpec,
+    #[serde(skip)]
+    pattern: HostPattern,
+    pub(crate) https: HttpsPolicy,
+    /// `https.hsts` as a header value; `None` when off or not a valid header value.
+    #[serde(skip)]
+    pub(crate) hsts: Option<HeaderValue>,
+    #[serde(rename = "paths")]
+    routes: Vec<Arc<Route>>,
+    #[serde(skip)]
+    pub(crate) locations: PathMatcher<Arc<Route>>,
+    #[serde(skip)]
+    pub(crate) metrics: Arc<VhostMetrics>,
+}
+
+/// One location of a vhost and its backends.
+#[derive(Serialize)]
+pub(crate) struct Route {
+    pub(crate) path: String,
+    pub(crate) dest: Option<String>,
+    pub(crate) proto: Proto,
+    pub(crate) balance: Balance,
+    pub(crate) keepalive: Keepalive,
+    pub(crate) network_access: NetworkAccess,
+    /// The htpasswd files that may protect this location.
+    #[serde(skip)]
+    pub(crate) auth: AuthFiles,
+    backends: Vec<Backend>,
+    /// The backends that have an address, the only ones balancing may pick.
+    #[serde(skip)]
+    pub(crate) targets: Vec<Target>,
+    /// Some reachable backend is held back by its health check: with no target left, the
+    /// location answers 503 rather than 502.
+    #[serde(skip)]
+    pub(crate) held_back: bool,
+    /// Round-robin position (also the tie breaker of `least_conn`).
+    #[serde(skip)]
+    pub(crate) cursor: AtomicUsize,
+}
+
+#[derive(Serialize)]
+struct Backend {
+    container: String,
+    container_id: String,
+    addr: Option<SocketAddr>,
+    #[serde(flatten)]
+    state: StateView,
+    reachable: bool,
+    health: Health,
+}
+
+/// The live part of a backend in `/api/routes`: `in_flight`, `ejected`,
+/// `consecutive_failures` and `ejected_for_ms` (all zero or false without an address).
+struct StateView(Option<Arc<BackendState>>);
+
+impl Serialize for StateView {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let now = health::now_ms();
+        let state = self.0.as_deref();
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("in_flight", &state.map_or(0, BackendState::in_flight))?;
+        map.serialize_entry("ejected", &state.is_some_and(|st| st.ejected_at(now)))?;
+        let failures = state.map_or(0, BackendState::consecutive_failures);
+        map.serialize_entry("consecutive_failures", &failures)?;
+        let remaining = state.map_or(0, |st| st.health.remaining_ms(now));
+        map.serialize_entry("ejected_for_ms", &remaining)?;
+        map.end()
+    }
+}
+
+/// A backend that can be connected to.
+#[derive(Debug)]
+pub(crate) struct Target {
+    pub(crate) addr: SocketAddr,
+    /// `ip:port`, formatted once for the upstream URI.
+    pub(crate) authority: Authority,
+    pub(crate) state: Arc<BackendState>,
+}
+
+impl RouteTable {
+    /// A table with no vhost: every request gets 503.
+    pub fn empty() -> RouteTable {
+        RouteTable {
+            generation: 0,
+            default_host: None,
+            vhosts: Vec::new(),
+            hosts: HostMatcher::new(),
+            default_vhost: None,
+        }
+    }
+
+    /// Builds the table for `spec` from nothing: [`RouteTable::empty`] then
+    /// [`RouteTable::rebuild`].
+    pub fn build(
+        spec: &TableSpec,
+        generation: u64,
+        metrics: &Metrics,
+        registry: &BackendRegistry,
+    ) -> RouteTable {
+        RouteTable::empty().rebuild(spec, generation, metrics, registry)
+    }
+
+    /// Builds the table that replaces this one for `spec`, publishes its per-vhost metrics
+    /// (backend gauges included) and drops registry entries of backends no longer routed to.
+    ///
+    /// A vhost whose spec is unchanged is shared with this table; a changed one keeps each
+    /// location's round-robin position. Never fails: discovery validates the spec, and a pattern
+    /// that still does not parse is logged and skipped rather than taking every other site down.
+    pub fn rebuild(
+        &self,
+        spec: &TableSpec,
+        generation: u64,
+        metrics: &Metrics,
+        registry: &BackendRegistry,
+    ) -> RouteTable {
+        let mut specs: Vec<&VhostSpec> = spec.vhosts.iter().collect();
+        specs.sort_by(|a, b| a.host.cmp(&b.host));
+        specs.dedup_by(|a, b| a.host == b.host);
+        let parts: Vec<Part<'_>> = specs
+            .into_iter()
+            .filter_map(|v| self.part(v, registry))
+            .collect();
+        let counts: Vec<(&str, usize)> = parts.iter().map(Part::count).collect();
+        let handles = metrics.publish(&counts);
+        let mut hosts = HostMatcher::new();
+        let mut vhosts = Vec::with_capacity(parts.len());
+        for (part, metrics) in parts.into_iter().zip(handles) {
+            let vhost = part.finish(metrics);
+            hosts.insert(vhost.pattern.clone(), vhost.clone());
+            vhosts.push(vhost);
+        }
+        let default_vhost = spec.default_host.as_ref().and_then(|name| {
+            vhosts
+                .iter()
+                .find(|v| v.host.eq_ignore_ascii_case(name))
+                .cloned()
+        });
+        let table = RouteTable {
+            generation,
+            default_host: spec.default_host.clone(),
+            vhosts,
+            hosts,
+            default_vhost,
+        };
+        registry.retain(&table);
+        table
+    }
+
+    /// The vhost of this table named exactly `host` (vhosts are sorted by name).
+    fn named(&self, host: &str) -> Option<&Arc<Vhost>> {
+        let i = self
+            .vhosts
+            .binary_search_by(|v| v.host.as_str().cmp(host))
+            .ok()?;
+        self.vhosts.get(i)
+    }
+
+    /// The next table's part for `spec`: this table's vhost when unchanged, else a new one.
+    fn part<'s>(&self, spec: &'s VhostSpec, registry: &BackendRegistry) -> Option<Part<'s>> {
+        let previous = self.named(&spec.host);
+        if let Some(same) = previous.filter(|v| v.spec == *spec) {
+            return Some(Part::Same(same.clone()));
+        }
+        match HostPattern::parse(&spec.host) {
+            Ok(pattern) => {
+                let (routes, locations) = build_routes(spec, previous, registry);
+                Some(Part::New {
+                    spec,
+                    pattern,
+                    routes,
+                    locations,
+                })
+            }
+            Err(e) => {
+                tracing::warn!(host = %spec.host, error = %e, "skipping vhost with invalid host");
+                None
+            }
+        }
+    }
+
+    /// The generation discovery gave this table (0 for [`RouteTable::empty`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The vhost serving `host` (already normalized): a matching name, else `DEFAULT_HOST`.
+    pub(crate) fn vhost(&self, host: &str) -> Option<&Arc<Vhost>> {
+        self.hosts.get(host).or(self.default_vhost.as_ref())
+    }
+
+    /// The name (as written in `VIRTUAL_HOST`) and HTTPS policy of the vhost a TLS client
+    /// reaches with server name `sni` (lower-case): a matching name, else `DEFAULT_HOST`, as
+    /// for requests. `None` when neither exists (the fallback server answers).
+    pub fn https_vhost(&self, sni: Option<&str>) -> Option<(&str, &HttpsPolicy)> {
+        let vhost = match sni {
+            Some(name) => self.vhost(name),
+            None => self.fallback(),
+        };
+        vhost.map(|v| (v.host.as_str(), &v.https))
+    }
+
+    /// The `DEFAULT_HOST` vhost, for requests that name no host at all.
+    pub(crate) fn fallback(&self) -> Option<&Arc<Vhost>> {
+        self.default_vhost.as_ref()
+    }
+
+    /// Each vhost's name and how many distinct backend addresses of it are ejected at `now`,
+    /// for the `dockhand_backends_ejected` gauge (computed when scraped).
+    pub(crate) fn ejected(&self, now: u64) -> impl Iterator<Item = (&str, usize)> {
+        self.vhosts.iter().map(move |v| {
+            let ejected: HashSet<SocketAddr> = v
+                .routes
+                .iter()
+                .flat_map(|r| r.targets.iter())
+                .filter(|t| t.state.ejected_at(now))
+                .map(|t| t.addr)
+                .collect();
+            (v.host.as_str(), ejected.len())
+        })
+    }
+
+    fn targets(&self) -> impl Iterator<Item = &Target> {
+        self.vhosts
+            .iter()
+            .flat_map(|v| v.routes.iter())
+            .flat_map(|r| r.targets.iter())
+    }
+}
+
+/// A vhost of the table being built: shared with the previous table, or built anew.
+enum Part<'s> {
+    Same(Arc<Vhost>),
+    New {
+        spec: &'s VhostSpec,
+        pattern: HostPattern,
+        routes: Vec<Arc<Route>>,
+        locations: PathMatcher<Arc<Route>>,
+    },
+}
+
+impl Part<'_> {
+    /// The vhost's name and distinct reachable backends, for [`Metrics::publish`].
+    fn count(&self) -> (&str, usize) {
+        match self {
+            Part::Same(v) => (v.host.as_str(), reachable(&v.routes)),
+            Part::New { spec, routes, .. } => (spec.host.as_str(), reachable(routes)),
+        }
+    }
+
+    fn finish(self, metrics: Arc<VhostMetrics>) -> Arc<Vhost> {
+        match self {
+            // The metrics cache hands out one handle per name, so the shared vhost's is current.
+            Part::Same(v) => v,
+            Part::New {
+                spec,
+                pattern,
+                routes,
+                locations,
+            } => Arc::new(Vhost {
+                host: spec.host.clone(),
+                spec: spec.clone(),
+                pattern,
+                https: spec.https.clone(),
+                hsts: hsts_value(spec),
+                routes,
+                locations,
+                metrics,
+            }),
+        }
+    }
+}
+
+fn build_routes(
+    vhost: &VhostSpec,
+    previous: Option<&Arc<Vhost>>,
+    registry: &BackendRegistry,
+) -> (Vec<Arc<Route>>, PathMatcher<Arc<Route>>) {
+    let mut paths: Vec<&PathSpec> = vhost.paths.iter().collect();
+    paths.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut routes = Vec::with_capacity(paths.len());
+    let mut locations = PathMatcher::new();
+    for spec in paths {
+        let pattern = match PathPattern::parse(&spec.path) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(host = %vhost.host, path = %spec.path, error = %e, "skipping invalid path");
+                continue;
+            }
+        };
+        let cursor = previous
+            .and_then(|v| v.routes.iter().find(|r| r.path == spec.path))
+            .map_or(0, |r| r.cursor.load(Ordering::Relaxed));
+        let route = Arc::new(build_route(&vhost.host, spec, cursor, registry));
+        if locations.insert(pattern, route.clone()) {
+            routes.push(route);
+        }
+    }
+    (routes, locations)
+}
+
+fn build_route(host: &str, spec: &PathSpec, cursor: usize, registry: &BackendRegistry) -> Route {
+    let mut backends = Vec::with_capacity(spec.backends.len());
+    let mut targets = Vec::with_capacity(spec.backends.len());
+    let mut held_back = false;
+    for b in &spec.backends {
+        let state = b.addr.map(|addr| registry.state(addr));
+        held_back |= state.is_some() && !b.health.routable();
+        if let (Some(addr), Some(state), true) = (b.addr, &state, b.health.routable()) {
+            match Authority::try_from(addr.to_string()) {
+                Ok(authority) => targets.push(Target {
+                    addr,
+                    authority,
+                    state: state.clone(),
+                }),
+                Err(e) => tracing::warn!(%addr, error = %e, "unusable backend address"),
+            }
+        }
+        backends.push(Backend {
+            container: b.container.clone(),
+            container_id: b.container_id.clone(),
+            addr: b.addr,
+            reachable: state.is_some(),
+            health: b.health,
+            state: StateView(state),
+        });
+    }
+    Route {
+        path: spec.path.clone(),
+        dest: spec.dest.clone().filter(|d| !d.is_empty()),
+        proto: spec.proto,
+        balance: spec.balance,
+        keepalive: spec.keepalive,
+        network_access: spec.network_access,
+        auth: AuthFiles::new(host, &spec.path),
+        backends,
+        targets,
+        held_back,
+        cursor: AtomicUsize::new(cursor),
+    }
+}
+
+/// The vhost's HSTS value as a header, trimmed like nginx-proxy does; an invalid one is logged
+/// and dropped rather than failing the whole table.
+fn hsts_value(spec: &VhostSpec) -> Option<HeaderValue> {
+    let value = spec.https.hsts.as_deref()?.trim();
+    match HeaderValue::from_str(value) {
+        Ok(value) => Some(value),
+        Err(e) => {
+            tracing::warn!(host = %spec.host, hsts = %value, error = %e, "ignoring invalid HSTS value");
+            None
+        }
+    }
+}
+
+/// Distinct reachable backend addresses of a vhost, for the `dockhand_backends` gauge.
+fn reachable(routes: &[Arc<Route>]) -> usize {
+    let addrs: HashSet<SocketAddr> = routes
+        .iter()
+        .flat_map(|r| r.targets.iter().map(|t| t.addr))
+        .collect();
+    addrs.len()
+}
+
+#[cfg(test)]
+mod tests;

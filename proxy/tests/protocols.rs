@@ -1,0 +1,152 @@
+//! Upgrades, HTTPS backends and tunnels that outlive table swaps.
+
+mod support;
+
+use dockhand_proxy::Proto;
+use support::*;
+
+#[tokio::test]
+async fn websocket_is_tunnelled() {
+    let ws = backend("ws").websocket().start().await;
+    let proxy = proxy()
+        .start(table().vhost("ws.tld", vec![path("/", &[&ws])]).spec())
+        .await;
+    let mut socket = websocket(proxy.addr, "ws.tld").await;
+    assert_eq!(echo(&mut socket, "hello").await, "hello");
+    assert_eq!(echo(&mut socket, "again").await, "again");
+}
+
+#[tokio::test]
+async fn table_swap_does_not_cut_an_open_websocket() {
+    let ws = backend("ws").websocket().start().await;
+    let other = backend("other").start().await;
+    let mut proxy = proxy()
+        .start(table().vhost("ws.tld", vec![path("/", &[&ws])]).spec())
+        .await;
+    let mut socket = websocket(proxy.addr, "ws.tld").await;
+    assert_eq!(echo(&mut socket, "before").await, "before");
+    // The vhost disappears entirely: new requests get 503, the tunnel stays.
+    proxy.swap(
+        &table()
+            .vhost("other.tld", vec![path("/", &[&other])])
+            .spec(),
+    );
+    assert_eq!(get(proxy.addr, "ws.tld", "/").await.status, 503);
+    assert_eq!(echo(&mut socket, "after").await, "after");
+}
+
+#[tokio::test]
+async fn https_backends_with_self_signed_certificates_are_reached() {
+    let secure = backend("secure").https().start().await;
+    let proxy = proxy()
+        .start(
+            table()
+                .vhost("s.tld", vec![path("/", &[&secure]).proto(Proto::Https)])
+                .spec(),
+        )
+        .await;
+    let reply = get(proxy.addr, "s.tld", "/tls").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.backend(), "secure");
+    assert_eq!(reply.uri(), "/tls");
+}
+
+#[tokio::test]
+async fn plain_http_to_an_https_backend_fails_with_502() {
+    let secure = backend("secure").https().start().await;
+    let proxy = proxy()
+        .start(table().vhost("s.tld", vec![path("/", &[&secure])]).spec())
+        .await;
+    assert_eq!(get(proxy.addr, "s.tld", "/").await.status, 502);
+}
+
+#[tokio::test]
+async fn websocket_survives_its_vhost_being_removed_and_added_back() {
+    let ws = backend("ws").websocket().start().await;
+    let other = backend("other").start().await;
+    let with_ws = || {
+        table()
+            .vhost("ws.tld", vec![path("/", &[&ws])])
+            .vhost("other.tld", vec![path("/", &[&other])])
+            .spec()
+    };
+    let mut proxy = proxy().start(with_ws()).await;
+    let mut socket = websocket(proxy.addr, "ws.tld").await;
+    assert_eq!(echo(&mut socket, "one").await, "one");
+    proxy.swap(
+        &table()
+            .vhost("other.tld", vec![path("/", &[&other])])
+            .spec(),
+    );
+    assert_eq!(echo(&mut socket, "two").await, "two");
+    proxy.swap(&with_ws());
+    assert_eq!(echo(&mut socket, "three").await, "three");
+    // A new connection uses the re-added vhost, next to the old tunnel.
+    let mut fresh = websocket(proxy.addr, "ws.tld").await;
+    assert_eq!(echo(&mut fresh, "fresh").await, "fresh");
+    assert_eq!(echo(&mut socket, "four").await, "four");
+}
+
+#[tokio::test]
+async fn websocket_survives_unrelated_swaps() {
+    let ws = backend("ws").websocket().start().await;
+    let other = backend("other").start().await;
+    let mut proxy = proxy()
+        .start(table().vhost("ws.tld", vec![path("/", &[&ws])]).spec())
+        .await;
+    let mut socket = websocket(proxy.addr, "ws.tld").await;
+    for i in 0..20 {
+        let mut spec = table().vhost("ws.tld", vec![path("/", &[&ws])]);
+        if i % 2 == 0 {
+            spec = spec.vhost(&format!("other{i}.tld"), vec![path("/", &[&other])]);
+        }
+        proxy.swap(&spec.spec());
+        let text = format!("message {i}");
+        assert_eq!(echo(&mut socket, &text).await, text);
+    }
+}
+
+#[tokio::test]
+async fn a_streaming_response_survives_swaps() {
+    use http_body_util::BodyExt;
+    use support::backend::STREAM_CHUNKS;
+    let stream = backend("stream").streaming().start().await;
+    let other = backend("other").start().await;
+    let with_stream = || {
+        table()
+            .vhost("stream.tld", vec![path("/", &[&stream])])
+            .spec()
+    };
+    let mut proxy = proxy().start(with_stream()).await;
+    let conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+    let io = hyper_util::rt::TokioIo::new(conn);
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get("/")
+        .header("host", "stream.tld")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let swaps = [
+        table()
+            .vhost("other.tld", vec![path("/", &[&other])])
+            .spec(),
+        with_stream(),
+        table().spec(),
+    ];
+    for (i, swap) in swaps.iter().enumerate().take(STREAM_CHUNKS) {
+        stream.release_one();
+        let frame = tokio::time::timeout(DEADLINE, body.frame())
+            .await
+            .expect("no chunk in time")
+            .expect("body ended early")
+            .expect("body failed");
+        let data = frame.into_data().expect("a data frame");
+        assert_eq!(data, format!("chunk{i}\n").as_bytes());
+        proxy.swap(swap);
+    }
+    let end = tokio::time::timeout(DEADLINE, body.frame()).await.unwrap();
+    assert!(end.is_none(), "{end:?}");
+}

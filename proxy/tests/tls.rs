@@ -1,0 +1,327 @@
+//! HTTPS end to end: real TLS clients against `serve_tls` with certificates from a folder.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use dockhand_proxy::{
+    serve_tls, server_config, CertStore, Metrics, Proxy, ProxyConfig, RouteTable, SharedTable,
+    TableSpec, TlsMetrics,
+};
+use dockhand_testkit::certs::TestCa;
+use http::{Request, Version};
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{AlertDescription, ClientConfig, RootCertStore};
+use support::*;
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+
+/// A test CA that issues leaves into a certificate folder.
+struct Ca {
+    ca: TestCa,
+    dir: TempDir,
+}
+
+impl Ca {
+    fn new() -> Ca {
+        Ca {
+            ca: TestCa::new(),
+            dir: TempDir::new().unwrap(),
+        }
+    }
+
+    /// Issues a leaf for `names` and installs it as `<file>.crt`/`.key` the way certificate
+    /// tools replace files (written aside, renamed over). Returns the leaf's DER.
+    fn install(&self, file: &str, names: &[&str]) -> Vec<u8> {
+        let issued = self.ca.issue(names);
+        replace(
+            &self.dir.path().join(format!("{file}.crt")),
+            &issued.chain_pem,
+        );
+        replace(
+            &self.dir.path().join(format!("{file}.key")),
+            &issued.key_pem,
+        );
+        issued.der
+    }
+
+    fn client(&self, alpn: &[&[u8]]) -> TlsConnector {
+        let mut roots = RootCertStore::empty();
+        roots.add(CertificateDer::from(self.ca.der())).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        TlsConnector::from(Arc::new(config))
+    }
+}
+
+fn replace(path: &Path, contents: &str) {
+    let aside = path.with_extension("new");
+    std::fs::write(&aside, contents).unwrap();
+    std::fs::rename(aside, path).unwrap();
+}
+
+/// `serve_tls` on 127.0.0.1:0 over the CA's folder, with the folder watched.
+struct TlsProxy {
+    addr: SocketAddr,
+    store: CertStore,
+    registry: prometheus::Registry,
+    stop: Option<oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl TlsProxy {
+    async fn start(ca: &Ca, spec: TableSpec) -> TlsProxy {
+        let registry = prometheus::Registry::new();
+        let metrics = Metrics::new(&registry).unwrap();
+        let table = RouteTable::build(&spec, 1, &metrics, &Default::default());
+        let table: SharedTable = Arc::new(ArcSwap::from_pointee(table));
+        let proxy = Proxy::new(ProxyConfig::default(), table.clone(), metrics);
+        let store = CertStore::new(
+            ca.dir.path().to_path_buf(),
+            TlsMetrics::new(&registry).unwrap(),
+        );
+        store.reload();
+        let tls = server_config(store.clone(), table);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let serve = serve_tls(
+            listener,
+            proxy,
+            tls,
+            store.metrics().clone(),
+            shutdown,
+            Duration::from_secs(5),
+        );
+        let tasks = vec![
+            tokio::spawn(async move { serve.await.unwrap() }),
+            tokio::spawn(store.clone().watch(Duration::from_millis(20))),
+        ];
+        TlsProxy {
+            addr,
+            store,
+            registry,
+            stop: Some(stop),
+            tasks,
+        }
+    }
+
+    async fn connect(
+        &self,
+        client: &TlsConnector,
+        sni: &str,
+    ) -> std::io::Result<TlsStream<TcpStream>> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        let name = ServerName::try_from(sni.to_owned()).unwrap();
+        client.connect(name, tcp).await
+    }
+
+    fn metrics_text(&self) -> String {
+        let mut out = Vec::new();
+        prometheus::Encoder::encode(
+            &prometheus::TextEncoder::new(),
+            &self.registry.gather(),
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn presented(stream: &TlsStream<TcpStream>) -> Vec<u8> {
+    let certs: &[CertificateDer<'_>] = stream.get_ref().1.peer_certificates().unwrap();
+    certs[0].to_vec()
+}
+
+/// An HTTP/1.1 sender over an established TLS stream.
+async fn http1(
+    stream: TlsStream<TcpStream>,
+) -> hyper::client::conn::http1::SendRequest<Full<Bytes>> {
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    sender
+}
+
+async fn get1(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: &str,
+    path: &str,
+) -> Reply {
+    let req = Request::get(path)
+        .header("host", host)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    collect(sender.send_request(req).await.unwrap()).await
+}
+
+fn alert(error: &std::io::Error) -> Option<AlertDescription> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::AlertReceived(alert) => Some(*alert),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn sni_chooses_the_certificate() {
+    let ca = Ca::new();
+    let app = ca.install("app.test", &["app.test"]);
+    let wild = ca.install("example.test", &["example.test", "*.example.test"]);
+    let web = backend("web").start().await;
+    let spec = table()
+        .vhost("app.test", vec![path("/", &[&web])])
+        .vhost("shop.example.test", vec![path("/", &[&web])])
+        .spec();
+    let proxy = TlsProxy::start(&ca, spec).await;
+    let client = ca.client(&[b"http/1.1"]);
+
+    let stream = proxy.connect(&client, "app.test").await.unwrap();
+    assert_eq!(presented(&stream), app);
+    let stream = proxy.connect(&client, "shop.example.test").await.unwrap();
+    assert_eq!(presented(&stream), wild, "the parent domain's certificate");
+    let mut sender = http1(stream).await;
+    let reply = get1(&mut sender, "shop.example.test", "/").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.backend(), "web");
+    let metrics = proxy.metrics_text();
+    assert!(metrics.contains("dockhand_tls_handshakes_total{result=\"ok\"} 2"));
+    assert!(metrics.contains("dockhand_tls_certificates 2"), "{metrics}");
+    assert!(metrics.contains("dockhand_tls_certificate_not_after_seconds{cert=\"app.test\"}"));
+}
+
+#[tokio::test]
+async fn unknown_name_without_default_is_refused_with_unrecognized_name() {
+    let ca = Ca::new();
+    ca.install("app.test", &["app.test"]);
+    let proxy = TlsProxy::start(&ca, table().spec()).await;
+    let client = ca.client(&[b"http/1.1"]);
+    let error = proxy.connect(&client, "unknown.test").await.unwrap_err();
+    assert_eq!(
+        alert(&error),
+        Some(AlertDescription::UnrecognisedName),
+        "{error:?}"
+    );
+    assert!(proxy
+        .metrics_text()
+        .contains("dockhand_tls_handshakes_total{result=\"no_cert\"} 1"));
+}
+
+#[tokio::test]
+async fn unknown_name_with_default_gets_default_and_503() {
+    let ca = Ca::new();
+    let default = ca.install("default", &["unknown.test"]);
+    let proxy = TlsProxy::start(&ca, table().spec()).await;
+    let client = ca.client(&[b"http/1.1"]);
+    let stream = proxy.connect(&client, "unknown.test").await.unwrap();
+    assert_eq!(presented(&stream), default);
+    let mut sender = http1(stream).await;
+    assert_eq!(get1(&mut sender, "unknown.test", "/").await.status, 503);
+}
+
+#[tokio::test]
+async fn h2_over_alpn_reaches_an_http1_backend_with_forwarded_headers() {
+    let ca = Ca::new();
+    ca.install("app.test", &["app.test"]);
+    let web = backend("web").start().await;
+    let spec = table().vhost("app.test", vec![path("/", &[&web])]).spec();
+    let proxy = TlsProxy::start(&ca, spec).await;
+    let client = ca.client(&[b"h2", b"http/1.1"]);
+    let stream = proxy.connect(&client, "app.test").await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("https://app.test/hello?x=1")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(req).await.unwrap();
+    assert_eq!(response.version(), Version::HTTP_2);
+    let reply = collect(response).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.backend(), "web");
+    assert_eq!(reply.uri(), "/hello?x=1");
+    let port = proxy.addr.port().to_string();
+    assert_eq!(reply.sent("x-forwarded-proto"), ["https"]);
+    assert_eq!(reply.sent("x-forwarded-ssl"), ["on"]);
+    assert_eq!(reply.sent("x-forwarded-port"), [port.as_str()]);
+    assert_eq!(reply.sent("host"), [format!("app.test:{port}")]);
+}
+
+#[tokio::test]
+async fn replaced_certificate_serves_new_connections_and_spares_open_ones() {
+    let ca = Ca::new();
+    let old = ca.install("app.test", &["app.test"]);
+    let web = backend("web").start().await;
+    let spec = table().vhost("app.test", vec![path("/", &[&web])]).spec();
+    let proxy = TlsProxy::start(&ca, spec).await;
+    let client = ca.client(&[b"http/1.1"]);
+    let stream = proxy.connect(&client, "app.test").await.unwrap();
+    assert_eq!(presented(&stream), old);
+    let mut open = http1(stream).await;
+    assert_eq!(get1(&mut open, "app.test", "/").await.status, 200);
+
+    let new = ca.install("app.test", &["app.test"]);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let stream = proxy.connect(&client, "app.test").await.unwrap();
+        if presented(&stream) == new {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(proxy.store.index().len(), 1);
+    // The keep-alive connection negotiated before the swap goes on as it was.
+    let reply = get1(&mut open, "app.test", "/again").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.uri(), "/again");
+}
+
+#[tokio::test]
+async fn removed_certificate_is_refused_within_seconds() {
+    let ca = Ca::new();
+    ca.install("app.test", &["app.test"]);
+    let proxy = TlsProxy::start(&ca, table().spec()).await;
+    let client = ca.client(&[b"http/1.1"]);
+    proxy.connect(&client, "app.test").await.unwrap();
+    std::fs::remove_file(ca.dir.path().join("app.test.key")).unwrap();
+    assert_eventually!(
+        proxy.connect(&client, "app.test").await.is_err(),
+        "the removed certificate is still served"
+    );
+}

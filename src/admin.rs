@@ -1,0 +1,139 @@
+//! The admin listener: `/metrics`, `/readyz`, `/healthz`, `/api/routes` and the dashboard at `/`.
+//!
+//! It binds its own address (default 127.0.0.1:9180) and never shares the public port, so a
+//! proxied Host can never reach it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dockhand_discovery::Status;
+use dockhand_proxy::SharedTable;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use prometheus::{Encoder, Registry, TextEncoder};
+use tokio::net::TcpListener;
+use tracing::{debug, warn};
+
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// What the admin endpoints read.
+#[derive(Clone)]
+pub struct Admin {
+    /// The route table being served.
+    pub table: SharedTable,
+    /// Discovery's readiness and engine connection.
+    pub status: Arc<Status>,
+    /// Every metric of the process.
+    pub registry: Registry,
+}
+
+/// Serves the admin endpoints until the task is dropped.
+pub async fn serve(listener: TcpListener, admin: Admin) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                warn!(%error, "admin listener: accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let response = admin.respond(&req);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let builder = auto::Builder::new(TokioExecutor::new());
+            if let Err(error) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                debug!(%peer, %error, "admin connection ended with an error");
+            }
+        });
+    }
+}
+
+impl Admin {
+    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+        }
+        match req.uri().path() {
+            "/metrics" => self.metrics(),
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" => self.readiness(),
+            "/api/routes" => self.routes(),
+            "/" => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into()),
+            _ => text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    fn metrics(&self) -> Response<Full<Bytes>> {
+        let encoder = TextEncoder::new();
+        let mut body = Vec::with_capacity(16 * 1024);
+        match encoder.encode(&self.registry.gather(), &mut body) {
+            Ok(()) => reply(StatusCode::OK, prometheus::TEXT_FORMAT, body.into()),
+            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+        }
+    }
+
+    /// Ready once the first full sync is published; the body also says whether the engine is
+    /// connected right now (dockhand keeps serving its last table while it is not).
+    fn readiness(&self) -> Response<Full<Bytes>> {
+        let engine = if self.status.engine_up() {
+            "up"
+        } else {
+            "down"
+        };
+        if self.status.is_ready() {
+            text(StatusCode::OK, &format!("ready\ndocker engine: {engine}\n"))
+        } else {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &format!("not ready: first sync pending\ndocker engine: {engine}\n"),
+            )
+        }
+    }
+
+    fn routes(&self) -> Response<Full<Bytes>> {
+        let table = self.table.load_full();
+        let body = serde_json::json!({
+            "ready": self.status.is_ready(),
+            "docker_up": self.status.engine_up(),
+            "table": &*table,
+        });
+        match serde_json::to_vec_pretty(&body) {
+            Ok(json) => reply(StatusCode::OK, "application/json", json.into()),
+            Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+        }
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    reply(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::copy_from_slice(body.as_bytes()),
+    )
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    response
+}

@@ -1,0 +1,164 @@
+//! Wiring: metrics, the shared route table, discovery, certificates, the admin and public
+//! listeners, signals.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use dockhand_discovery::{DiscoveryMetrics, Status, TableSink};
+use dockhand_proxy::tls::{self, CertStore, TlsMetrics};
+use dockhand_proxy::{BackendRegistry, Metrics, Proxy, RouteTable, SharedTable};
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::admin::{self, Admin};
+use crate::config::Config;
+
+/// Why dockhand could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    /// Metrics could not be registered (a programming error: duplicate names).
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// Signal handlers could not be installed.
+    #[error("signals: {0}")]
+    Signal(std::io::Error),
+    /// A public listener failed.
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs dockhand until SIGTERM/SIGINT, then drains within the grace period.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    info!(version = env!("CARGO_PKG_VERSION"), "dockhand starting");
+    let registry = Registry::new();
+    let proxy_metrics = Metrics::new(&registry)?;
+    let discovery_metrics = DiscoveryMetrics::new(&registry)?;
+    let certs = CertStore::new(config.certs_dir.clone(), TlsMetrics::new(&registry)?);
+    let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::empty()));
+    let status = Status::new();
+
+    let public = bind(config.http).await?;
+    let admin_listener = bind(config.admin).await?;
+    info!(http = %config.http, admin = %config.admin, "listening");
+
+    let report = certs.reload();
+    info!(dir = %config.certs_dir.display(), ?report, "certificates loaded");
+    tokio::spawn(certs.clone().watch(config.certs_poll_interval));
+
+    let sink = TableSink {
+        table: table.clone(),
+        metrics: proxy_metrics.clone(),
+        backends: BackendRegistry::default(),
+    };
+    let discovery = dockhand_discovery::run(
+        config.discovery.clone(),
+        sink,
+        status.clone(),
+        discovery_metrics,
+    );
+    let discovery = tokio::spawn(discovery);
+    let admin = Admin {
+        table: table.clone(),
+        status,
+        registry,
+    };
+    let admin = tokio::spawn(admin::serve(admin_listener, admin));
+
+    let proxy = Proxy::new(config.proxy.clone(), table.clone(), proxy_metrics)
+        .with_certs(Arc::new(certs.clone()));
+    let stop = stop_on_signal()?;
+    let https = tokio::spawn(serve_https(
+        config.clone(),
+        proxy.clone(),
+        certs,
+        table,
+        stopped(&stop),
+    ));
+    dockhand_proxy::serve(public, proxy, stopped(&stop), config.shutdown_grace)
+        .await
+        .map_err(AppError::Serve)?;
+    if let Ok(Err(e)) = https.await {
+        error!(error = %e, "HTTPS listener failed");
+    }
+    discovery.abort();
+    admin.abort();
+    info!("dockhand stopped");
+    Ok(())
+}
+
+/// Serves HTTPS once the certificate folder holds a certificate (nginx-proxy listens on 443
+/// only then too), so a proxy without certificates never needs the privileged port.
+async fn serve_https(
+    config: Config,
+    proxy: Proxy,
+    certs: CertStore,
+    table: SharedTable,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    tokio::pin!(shutdown);
+    let mut poll = tokio::time::interval(config.certs_poll_interval);
+    while certs.is_empty() {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            _ = poll.tick() => {}
+        }
+    }
+    let listener = bind(config.https).await?;
+    info!(https = %config.https, "listening for HTTPS");
+    let server = tls::server_config(certs.clone(), table);
+    dockhand_proxy::serve_tls(
+        listener,
+        proxy,
+        server,
+        certs.metrics().clone(),
+        shutdown,
+        config.shutdown_grace,
+    )
+    .await
+    .map_err(AppError::Serve)
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| AppError::Bind { addr, source })
+}
+
+/// A future that resolves once `stop` says so; one per listener.
+fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + use<> {
+    let mut stop = stop.clone();
+    async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    }
+}
+
+/// Flips to true on the first SIGTERM or SIGINT; a second one exits at once.
+fn stop_on_signal() -> Result<watch::Receiver<bool>, AppError> {
+    let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!("SIGTERM: draining"),
+            _ = int.recv() => info!("SIGINT: draining"),
+        }
+        let _ = tx.send(true);
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        warn!("second signal: exiting now");
+        std::process::exit(130);
+    });
+    Ok(rx)
+}

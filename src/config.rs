@@ -1,0 +1,485 @@
+//! dockhand's settings: flags with `DOCKHAND_*` twins, plus nginx-proxy's proxy-level variables.
+//!
+//! Values that need checking are taken as text and validated together in [`Args::validate`], so
+//! one run reports every bad setting (as linkerd's `parse_config` does), before anything binds.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Parser};
+use dockhand_discovery::contract;
+use dockhand_proxy::spec::HttpsPolicy;
+use dockhand_proxy::ProxyConfig;
+
+/// A dynamic reverse proxy for Docker: routes containers by their VIRTUAL_HOST, like nginx-proxy.
+#[derive(Debug, Parser)]
+#[command(version, about, max_term_width = 100)]
+pub struct Args {
+    /// Port for plain HTTP (and h2c). nginx-proxy's HTTP_PORT.
+    #[arg(long, env = "HTTP_PORT", default_value = "80")]
+    http_port: String,
+
+    /// Port for HTTPS. nginx-proxy's HTTPS_PORT.
+    #[arg(long, env = "HTTPS_PORT", default_value = "443")]
+    https_port: String,
+
+    /// Folder of certificates: `<host>.crt`/`.key`, `default.crt`/`.key` (watched for changes).
+    #[arg(long, env = "DOCKHAND_CERTS_DIR", default_value = "/etc/nginx/certs")]
+    certs_dir: PathBuf,
+
+    /// How often the certificate folder is checked for new, renewed or removed certificates.
+    #[arg(long, env = "DOCKHAND_CERTS_POLL_INTERVAL", default_value = "2s")]
+    certs_poll_interval: String,
+
+    /// Folder of htpasswd files: `<vhost>` and `<vhost>_<sha1(path)>`.
+    #[arg(
+        long,
+        env = "DOCKHAND_HTPASSWD_DIR",
+        default_value = "/etc/nginx/htpasswd"
+    )]
+    htpasswd_dir: PathBuf,
+
+    /// Web root holding `.well-known/acme-challenge/` files (shared with acme-companion).
+    #[arg(
+        long,
+        env = "DOCKHAND_ACME_WEBROOT",
+        default_value = "/usr/share/nginx/html"
+    )]
+    acme_webroot: PathBuf,
+
+    /// Default HTTPS_METHOD for vhosts: redirect, noredirect, nohttp or nohttps.
+    #[arg(long, env = "HTTPS_METHOD", default_value = "redirect")]
+    https_method: String,
+
+    /// Default Strict-Transport-Security value on HTTPS responses, or `off`.
+    #[arg(long, env = "HSTS", default_value = "max-age=31536000")]
+    hsts: String,
+
+    /// Redirect status for methods other than GET/HEAD: 301, 307 or 308.
+    #[arg(long, env = "NON_GET_REDIRECT", default_value = "301")]
+    non_get_redirect: String,
+
+    /// May `default.crt` serve vhosts that have no certificate of their own?
+    #[arg(long, env = "TRUST_DEFAULT_CERT", default_value = "true")]
+    trust_default_cert: String,
+
+    /// Without a usable certificate, serve `redirect`/`nohttp` vhosts over plain HTTP instead.
+    #[arg(long, env = "ENABLE_HTTP_ON_MISSING_CERT", default_value = "true")]
+    enable_http_on_missing_cert: String,
+
+    /// Serve ACME HTTP-01 challenge files on port 80: true, false or legacy.
+    #[arg(long, env = "ACME_HTTP_CHALLENGE_LOCATION", default_value = "true")]
+    acme_http_challenge_location: String,
+
+    /// Address the public listener binds to. With ENABLE_IPV6=true, `[::]` is used instead.
+    #[arg(long, env = "DOCKHAND_BIND", default_value = "0.0.0.0")]
+    bind: String,
+
+    /// Listen on IPv6 as well (binds `[::]`, dual-stack). nginx-proxy's ENABLE_IPV6.
+    #[arg(long, env = "ENABLE_IPV6", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    enable_ipv6: bool,
+
+    /// Admin listener (metrics, readiness, routes, dashboard). Never the public port.
+    #[arg(long, env = "DOCKHAND_ADMIN", default_value = "127.0.0.1:9180")]
+    admin: String,
+
+    /// Docker endpoint: unix:///path/docker.sock or tcp://host:port (e.g. a socket proxy).
+    #[arg(
+        long,
+        env = "DOCKER_HOST",
+        default_value = "unix:///var/run/docker.sock"
+    )]
+    docker_host: String,
+
+    /// Name or ID of dockhand's own container, whose networks count as reachable. Default: detect.
+    #[arg(long, env = "DOCKHAND_CONTAINER")]
+    container: Option<String>,
+
+    /// Virtual host that answers requests for unknown hosts (otherwise 503).
+    #[arg(long, env = "DEFAULT_HOST")]
+    default_host: Option<String>,
+
+    /// Keep X-Forwarded-* headers sent by the client (set false when clients connect directly).
+    #[arg(long, env = "TRUST_DOWNSTREAM_PROXY", default_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    trust_downstream_proxy: bool,
+
+    /// Write logs as JSON lines instead of text.
+    #[arg(long, env = "LOG_JSON", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    log_json: bool,
+
+    /// Turn off the per-request access log.
+    #[arg(long, env = "DISABLE_ACCESS_LOGS", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
+    disable_access_logs: bool,
+
+    /// Log filter, in tracing's EnvFilter syntax (e.g. `info`, `dockhand=debug`).
+    #[arg(long, env = "DOCKHAND_LOG", default_value = "info")]
+    log: String,
+
+    /// Longest wait for a client's request headers.
+    #[arg(long, env = "DOCKHAND_HEADER_READ_TIMEOUT", default_value = "30s")]
+    header_read_timeout: String,
+
+    /// Longest wait to connect to a backend before trying the next one.
+    #[arg(long, env = "DOCKHAND_CONNECT_TIMEOUT", default_value = "5s")]
+    connect_timeout: String,
+
+    /// Longest wait for a backend's response headers (then 504).
+    #[arg(long, env = "DOCKHAND_RESPONSE_TIMEOUT", default_value = "60s")]
+    response_timeout: String,
+
+    /// Idle upstream connections are closed after this long.
+    #[arg(long, env = "DOCKHAND_POOL_IDLE_TIMEOUT", default_value = "90s")]
+    pool_idle_timeout: String,
+
+    /// Largest request header block in bytes (larger gets 431).
+    #[arg(long, env = "DOCKHAND_MAX_HEADER_SIZE", default_value = "65536")]
+    max_header_size: String,
+
+    /// Consecutive connect failures that eject a backend for a back-off (0 = never eject).
+    #[arg(long, env = "DOCKHAND_EJECT_AFTER", default_value = "3")]
+    eject_after: String,
+
+    /// First ejection period; doubles while the backend keeps failing.
+    #[arg(long, env = "DOCKHAND_EJECT_BACKOFF", default_value = "1s")]
+    eject_backoff: String,
+
+    /// Longest ejection period.
+    #[arg(long, env = "DOCKHAND_EJECT_BACKOFF_MAX", default_value = "30s")]
+    eject_backoff_max: String,
+
+    /// Most client connections served at once; more wait in the accept queue.
+    #[arg(long, env = "DOCKHAND_MAX_CONNECTIONS", default_value = "10000")]
+    max_connections: String,
+
+    /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
+    #[arg(long, env = "DOCKHAND_SHUTDOWN_GRACE", default_value = "30s")]
+    shutdown_grace: String,
+
+    /// Full re-list of containers, as a safety net against missed events.
+    #[arg(long, env = "DOCKHAND_RESYNC_INTERVAL", default_value = "60s")]
+    resync_interval: String,
+
+    /// Runtime worker threads (0 = one per core).
+    #[arg(long, env = "DOCKHAND_WORKER_THREADS", default_value = "0")]
+    worker_threads: String,
+
+    /// Validate the configuration, print it, and exit.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Public listener address.
+    pub http: SocketAddr,
+    /// HTTPS listener address (same IP as `http`).
+    pub https: SocketAddr,
+    /// Certificate folder.
+    pub certs_dir: PathBuf,
+    /// Certificate folder poll interval.
+    pub certs_poll_interval: Duration,
+    /// Admin listener address.
+    pub admin: SocketAddr,
+    /// Data-plane settings.
+    pub proxy: ProxyConfig,
+    /// Discovery settings.
+    pub discovery: dockhand_discovery::Config,
+    /// Grace period for draining on shutdown.
+    pub shutdown_grace: Duration,
+    /// Runtime worker threads (0 = one per core).
+    pub worker_threads: usize,
+    /// Log filter directive.
+    pub log_filter: String,
+    /// JSON logs.
+    pub log_json: bool,
+}
+
+/// One bad setting: which, its value, and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SettingError {
+    name: &'static str,
+    value: String,
+    why: String,
+}
+
+impl std::fmt::Display for SettingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}={:?} is not valid: {}",
+            self.name, self.value, self.why
+        )
+    }
+}
+
+/// Collects every error instead of stopping at the first.
+#[derive(Default)]
+struct Checker {
+    errors: Vec<SettingError>,
+}
+
+impl Checker {
+    fn check<T, E: std::fmt::Display>(
+        &mut self,
+        name: &'static str,
+        value: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Option<T> {
+        match parse(value.trim()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.errors.push(SettingError {
+                    name,
+                    value: value.to_owned(),
+                    why: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, name: &'static str, value: &str) -> Duration {
+        self.check(name, value, humantime::parse_duration)
+            .unwrap_or_default()
+    }
+
+    fn number<T: std::str::FromStr<Err = std::num::ParseIntError> + Default>(
+        &mut self,
+        name: &'static str,
+        value: &str,
+    ) -> T {
+        self.check(name, value, str::parse::<T>).unwrap_or_default()
+    }
+}
+
+impl Args {
+    /// Checks every setting; on failure returns all the bad ones.
+    pub fn validate(&self) -> Result<Config, Vec<SettingError>> {
+        let mut c = Checker::default();
+        let port: u16 = c.number("HTTP_PORT", &self.http_port);
+        let https_port: u16 = c.number("HTTPS_PORT", &self.https_port);
+        let certs_poll_interval =
+            c.duration("DOCKHAND_CERTS_POLL_INTERVAL", &self.certs_poll_interval);
+        let https = self.https_policy(&mut c);
+        let bind = c.check("DOCKHAND_BIND", &self.bind, str::parse::<IpAddr>);
+        let admin = c.check("DOCKHAND_ADMIN", &self.admin, str::parse::<SocketAddr>);
+        c.check(
+            "DOCKER_HOST",
+            &self.docker_host,
+            dockhand_discovery::validate_host,
+        );
+        c.check("DOCKHAND_LOG", &self.log, |s| {
+            tracing_subscriber::EnvFilter::try_new(s)
+        });
+        if let Some(host) = &self.default_host {
+            c.check(
+                "DEFAULT_HOST",
+                host,
+                dockhand_discovery::validate_default_host,
+            );
+        }
+        let proxy = self.proxy_settings(&mut c, https_port);
+        let shutdown_grace = c.duration("DOCKHAND_SHUTDOWN_GRACE", &self.shutdown_grace);
+        let resync_interval = c.duration("DOCKHAND_RESYNC_INTERVAL", &self.resync_interval);
+        let worker_threads = c.number("DOCKHAND_WORKER_THREADS", &self.worker_threads);
+        if !c.errors.is_empty() {
+            return Err(c.errors);
+        }
+        let ip = if self.enable_ipv6 {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        } else {
+            bind.unwrap_or(IpAddr::from([0, 0, 0, 0]))
+        };
+        Ok(Config {
+            http: SocketAddr::new(ip, port),
+            https: SocketAddr::new(ip, https_port),
+            certs_dir: self.certs_dir.clone(),
+            certs_poll_interval,
+            // Unreachable default: every error was returned above.
+            admin: admin.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9180))),
+            proxy,
+            discovery: dockhand_discovery::Config {
+                docker_host: self.docker_host.clone(),
+                own_container: self.container.clone().filter(|c| !c.is_empty()),
+                default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),
+                resync_interval,
+                https,
+                ..Default::default()
+            },
+            shutdown_grace,
+            worker_threads,
+            log_filter: self.log.clone(),
+            log_json: self.log_json,
+        })
+    }
+}
+
+impl Args {
+    /// The data plane's settings.
+    fn proxy_settings(&self, c: &mut Checker, https_port: u16) -> ProxyConfig {
+        ProxyConfig {
+            header_read_timeout: c
+                .duration("DOCKHAND_HEADER_READ_TIMEOUT", &self.header_read_timeout),
+            connect_timeout: c.duration("DOCKHAND_CONNECT_TIMEOUT", &self.connect_timeout),
+            response_timeout: c.duration("DOCKHAND_RESPONSE_TIMEOUT", &self.response_timeout),
+            pool_idle_timeout: c.duration("DOCKHAND_POOL_IDLE_TIMEOUT", &self.pool_idle_timeout),
+            max_header_size: c.number("DOCKHAND_MAX_HEADER_SIZE", &self.max_header_size),
+            max_connections: c.number("DOCKHAND_MAX_CONNECTIONS", &self.max_connections),
+            trust_downstream_proxy: self.trust_downstream_proxy,
+            access_log: !self.disable_access_logs,
+            eject_after: c.number("DOCKHAND_EJECT_AFTER", &self.eject_after),
+            eject_backoff: c.duration("DOCKHAND_EJECT_BACKOFF", &self.eject_backoff),
+            eject_backoff_max: c.duration("DOCKHAND_EJECT_BACKOFF_MAX", &self.eject_backoff_max),
+            https_port,
+            acme_webroot: self.acme_webroot.clone(),
+            htpasswd_dir: self.htpasswd_dir.clone(),
+            ..ProxyConfig::default()
+        }
+    }
+
+    /// The proxy-wide HTTPS settings, from nginx-proxy's variables.
+    fn https_policy(&self, c: &mut Checker) -> HttpsPolicy {
+        let defaults = HttpsPolicy::default();
+        let hsts = c.check("HSTS", &self.hsts, contract::parse_hsts);
+        HttpsPolicy {
+            method: c
+                .check(
+                    "HTTPS_METHOD",
+                    &self.https_method,
+                    contract::parse_https_method,
+                )
+                .unwrap_or(defaults.method),
+            hsts: match hsts {
+                Some(contract::Hsts::Value(value)) => Some(value),
+                Some(contract::Hsts::Off) | None => None,
+            },
+            cert_name: None,
+            trust_default_cert: c
+                .check(
+                    "TRUST_DEFAULT_CERT",
+                    &self.trust_default_cert,
+                    contract::parse_bool,
+                )
+                .unwrap_or(true),
+            non_get_redirect: c
+                .check(
+                    "NON_GET_REDIRECT",
+                    &self.non_get_redirect,
+                    contract::parse_non_get_redirect,
+                )
+                .map_or(defaults.non_get_redirect, |r| r.status()),
+            http_on_missing_cert: c
+                .check(
+                    "ENABLE_HTTP_ON_MISSING_CERT",
+                    &self.enable_http_on_missing_cert,
+                    contract::parse_bool,
+                )
+                .unwrap_or(true),
+            acme_challenge: c
+                .check(
+                    "ACME_HTTP_CHALLENGE_LOCATION",
+                    &self.acme_http_challenge_location,
+                    contract::parse_acme_challenge,
+                )
+                .unwrap_or(defaults.acme_challenge),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["dockhand"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).expect("flags parse")
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = args(&[]).validate().expect("defaults are valid");
+        assert_eq!(config.http.port(), 80);
+        assert_eq!(config.admin, SocketAddr::from(([127, 0, 0, 1], 9180)));
+        assert_eq!(config.proxy.response_timeout, Duration::from_secs(60));
+        assert!(config.proxy.trust_downstream_proxy);
+        assert!(config.proxy.access_log);
+    }
+
+    #[test]
+    fn every_bad_setting_is_reported() {
+        let errors = args(&[
+            "--http-port",
+            "eighty",
+            "--admin",
+            "nowhere",
+            "--connect-timeout",
+            "5 parsecs",
+            "--docker-host",
+            "ftp://x",
+        ])
+        .validate()
+        .expect_err("invalid");
+        let names: Vec<_> = errors.iter().map(|e| e.name).collect();
+        assert_eq!(
+            names,
+            [
+                "HTTP_PORT",
+                "DOCKHAND_ADMIN",
+                "DOCKER_HOST",
+                "DOCKHAND_CONNECT_TIMEOUT"
+            ]
+        );
+        assert!(errors[0]
+            .to_string()
+            .starts_with("HTTP_PORT=\"eighty\" is not valid"));
+    }
+
+    #[test]
+    fn https_settings_use_nginx_proxy_names_and_defaults() {
+        let config = args(&[]).validate().expect("valid");
+        assert_eq!(config.https.port(), 443);
+        assert_eq!(config.discovery.https, HttpsPolicy::default());
+        let config = args(&[
+            "--hsts",
+            "off",
+            "--https-method",
+            "noredirect",
+            "--non-get-redirect",
+            "308",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(config.discovery.https.hsts, None);
+        assert_eq!(config.discovery.https.non_get_redirect, 308);
+        let errors = args(&[
+            "--https-method",
+            "sometimes",
+            "--trust-default-cert",
+            "perhaps",
+        ])
+        .validate()
+        .expect_err("invalid");
+        let names: Vec<_> = errors.iter().map(|e| e.name).collect();
+        assert_eq!(names, ["HTTPS_METHOD", "TRUST_DEFAULT_CERT"]);
+    }
+
+    #[test]
+    fn ipv6_binds_the_unspecified_v6_address() {
+        let config = args(&["--enable-ipv6", "true", "--http-port", "8080"])
+            .validate()
+            .expect("valid");
+        assert_eq!(config.http, "[::]:8080".parse().expect("literal"));
+    }
+
+    #[test]
+    fn access_logs_can_be_disabled_nginx_proxy_style() {
+        let config = args(&["--disable-access-logs", "yes"])
+            .validate()
+            .expect("valid");
+        assert!(!config.proxy.access_log);
+    }
+}

@@ -1,0 +1,57 @@
+//! dockhand: a dynamic reverse proxy for Docker, drop-in for nginx-proxy.
+//!
+//! `main` parses and validates every setting before anything binds, then hands over to [`app`].
+
+#![forbid(unsafe_code)]
+
+mod admin;
+mod app;
+mod config;
+mod runtime;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// sysexits' EX_USAGE: the configuration is invalid.
+const EX_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let args = config::Args::parse();
+    let config = match args.validate() {
+        Ok(config) => config,
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("dockhand: {error}");
+            }
+            eprintln!(
+                "dockhand: {} invalid setting(s); see dockhand --help",
+                errors.len()
+            );
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    if args.check {
+        println!("{config:#?}");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(error) = telemetry::init(&config.log_filter, config.log_json) {
+        eprintln!("dockhand: cannot set up logging: {error}");
+        return ExitCode::from(EX_USAGE);
+    }
+    let runtime = match runtime::build(config.worker_threads) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("dockhand: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "dockhand stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
