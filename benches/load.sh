@@ -4,16 +4,23 @@
 #   benches/load.sh [seconds-per-run] [rounds]      (defaults: 10 s, 3 rounds)
 #
 # Installs nginx, HAProxy and wrk from Debian packages if missing, builds dockhand and the
-# echo-backend in release mode, starts one backend container, puts each proxy in front of it
-# (nginx: 2 workers, upstream keep-alive, no access log; HAProxy: 2 threads, http-reuse always;
-# dockhand: routing the container by discovery), and drives each with wrk in interleaved rounds:
-# 64 keep-alive connections for throughput, 1 connection for latency. Prints a Markdown table of
-# medians, with the direct-to-backend baseline, and ratios against nginx and HAProxy.
-# Results go to benches/out/. Only loopback and the bench's own container are contacted.
+# echo-backend in release mode, starts one backend container and puts each proxy in front of it:
+#   nginx     2 workers, upstream keep-alive, no access log, and the headers nginx-proxy's
+#             generated config sets (what nginx-proxy users run, and what dockhand does);
+#   HAProxy   2 threads, http-reuse always, the same headers via http-request set-header;
+#   dockhand  routing the container by discovery.
+# HTTP on each, and HTTPS (TLS 1.3, one self-signed certificate for bench.local) on all three.
+# wrk drives each in interleaved rounds: 64 keep-alive connections for throughput, 1 connection
+# for latency. Then, per proxy, RSS idle and with 10,000 idle keep-alive client connections
+# (benches/hold.py). Prints Markdown tables of medians (with the direct-to-backend baseline),
+# ratio lines, and writes a PNG chart. Everything goes to benches/out/. Only loopback and the
+# bench's own container are contacted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
 rounds=${2:-3}
+[[ "$secs" =~ ^[1-9][0-9]*$ && "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "usage: $0 [seconds] [rounds]" >&2; exit 2; }
+held_conns=10000
 out=benches/out
 mkdir -p "$out"
 work=$(mktemp -d)
@@ -30,50 +37,102 @@ need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=n
 need nginx nginx-light
 need haproxy haproxy
 need wrk wrk
-# Each proxy needs two descriptors per connection; raise the limit where allowed.
-ulimit -n 65536 2>/dev/null || true
+need openssl openssl
 
 # shellcheck source=benches/common.sh
 source benches/common.sh
+raise_nofile
+(( $(ulimit -n) >= held_conns + 1000 )) || { echo "open-files limit $(ulimit -n) is too low for $held_conns connections" >&2; exit 1; }
+# Checked first: a missing chart should not be found out after minutes of measuring.
+py=$(chart_python) || { echo "matplotlib unavailable: tables only, no chart" >&2; py=python3; }
 build_release_and_backend_image
 
 docker run -d --name "$name" --label dockhand.bench=1 -e VIRTUAL_HOST=bench.local --expose 80 \
-  dockhand-bench-backend:latest >/dev/null
+  --no-healthcheck dockhand-bench-backend:latest >/dev/null
 backend=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")
+
+# One ECDSA key and certificate for every proxy, in nginx-proxy's file naming (dockhand reads it
+# from --certs-dir; HAProxy wants both in one file).
+mkdir -p "$work/certs" "$work/htpasswd" "$work/acme"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=bench.local -addext subjectAltName=DNS:bench.local \
+  -keyout "$work/certs/bench.local.key" -out "$work/certs/bench.local.crt" 2>/dev/null
+cat "$work/certs/bench.local.crt" "$work/certs/bench.local.key" > "$work/bench.local.pem"
 
 cat > "$work/nginx.conf" <<NGINX
 worker_processes 2;
 pid $work/nginx.pid;
 error_log $work/nginx-error.log;
-events { worker_connections 10240; }
+# Room for the memory phase's $held_conns client connections (shared by 2 workers) plus upstreams.
+worker_rlimit_nofile $(ulimit -n);
+events { worker_connections 16384; }
 http {
   access_log off;
+  # nginx-proxy's maps and proxy.conf, so nginx does the per-request work its users get.
+  map \$http_x_forwarded_proto \$proxy_x_forwarded_proto { default \$http_x_forwarded_proto; '' \$scheme; }
+  map \$http_x_forwarded_host \$proxy_x_forwarded_host { default \$http_x_forwarded_host; '' \$host; }
+  map \$http_x_forwarded_port \$proxy_x_forwarded_port { default \$http_x_forwarded_port; '' \$server_port; }
+  map \$proxy_x_forwarded_proto \$proxy_x_forwarded_ssl { default off; https on; }
+  map \$server_port \$host_port { default :\$server_port; 80 ''; 443 ''; }
+  # nginx-proxy maps "no Upgrade" to "close", which would forbid upstream keep-alive; "" lets
+  # nginx reuse upstream connections, as dockhand and HAProxy do.
+  map \$http_upgrade \$proxy_connection { default upgrade; '' ''; }
+  proxy_http_version 1.1;
+  proxy_buffering off;
+  proxy_set_header Host \$host\$host_port;
+  proxy_set_header Upgrade \$http_upgrade;
+  proxy_set_header Connection \$proxy_connection;
+  proxy_set_header X-Real-IP \$remote_addr;
+  proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+  proxy_set_header X-Forwarded-Host \$proxy_x_forwarded_host;
+  proxy_set_header X-Forwarded-Proto \$proxy_x_forwarded_proto;
+  proxy_set_header X-Forwarded-Ssl \$proxy_x_forwarded_ssl;
+  proxy_set_header X-Forwarded-Port \$proxy_x_forwarded_port;
+  proxy_set_header X-Original-URI \$request_uri;
+  proxy_set_header Proxy "";
   upstream backend { server $backend:80; keepalive 64; }
   server {
     listen 127.0.0.1:18081;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$host;
-      proxy_set_header X-Real-IP \$remote_addr;
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-    }
+    location / { proxy_pass http://backend; }
+  }
+  server {
+    listen 127.0.0.1:18444 ssl;
+    ssl_protocols TLSv1.3;
+    ssl_certificate $work/certs/bench.local.crt;
+    ssl_certificate_key $work/certs/bench.local.key;
+    location / { proxy_pass http://backend; }
   }
 }
 NGINX
+# maxconn covers the memory phase's connections. HAProxy reserves two descriptors per connection
+# and by default refuses to start when the hard limit is below that (some containers cap it at
+# 20,000); an idle client only uses one, so "no strict-limits" lets it run with a warning.
 cat > "$work/haproxy.cfg" <<HAPROXY
 global
   nbthread 2
-  maxconn 9000
+  maxconn 20000
+  no strict-limits
 defaults
   mode http
   timeout connect 5s
   timeout client 60s
   timeout server 60s
+  timeout http-keep-alive 60s
   option forwardfor
 frontend bench
   bind 127.0.0.1:18082
+  bind 127.0.0.1:18445 ssl crt $work/bench.local.pem ssl-min-ver TLSv1.3
+  # The headers nginx-proxy sets (option forwardfor appends X-Forwarded-For).
+  http-request set-header Host %[req.hdr(host),field(1,:)]:%[dst_port]
+  http-request set-header X-Real-IP %[src]
+  http-request set-header X-Forwarded-Host %[req.hdr(host),field(1,:)] unless { req.hdr(x-forwarded-host) -m found }
+  http-request set-header X-Forwarded-Proto https if { ssl_fc } !{ req.hdr(x-forwarded-proto) -m found }
+  http-request set-header X-Forwarded-Proto http if !{ ssl_fc } !{ req.hdr(x-forwarded-proto) -m found }
+  http-request set-header X-Forwarded-Port %[dst_port] unless { req.hdr(x-forwarded-port) -m found }
+  http-request set-header X-Forwarded-Ssl on if { ssl_fc }
+  http-request set-header X-Forwarded-Ssl off unless { ssl_fc }
+  http-request set-header X-Original-URI %[url]
+  http-request del-header Proxy
   default_backend backend
 backend backend
   http-reuse always
@@ -81,27 +140,57 @@ backend backend
 HAPROXY
 
 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
-haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
-DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn "$bin/dockhand" --http-port 18083 --admin 127.0.0.1:18093 & pids+=($!)
+nginx_pid=$!
+haproxy -f "$work/haproxy.cfg" 2>"$work/haproxy.log" & pids+=($!)
+haproxy_pid=$!
+# noredirect: with a certificate present, dockhand's default (redirect) would answer HTTP with 301.
+DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn "$bin/dockhand" --bind 127.0.0.1 \
+  --http-port 18083 --https-port 18443 --https-method noredirect --admin 127.0.0.1:18093 \
+  --certs-dir "$work/certs" --htpasswd-dir "$work/htpasswd" --acme-webroot "$work/acme" \
+  --max-connections 20000 >"$work/dockhand.log" 2>&1 & pids+=($!)
+dockhand_pid=$!
 
-declare -A port=([direct]="$backend:80" [nginx]=127.0.0.1:18081 [haproxy]=127.0.0.1:18082 [dockhand]=127.0.0.1:18083)
-for target in "${!port[@]}"; do
+# Proxied targets are addressed as bench.local, so HTTPS clients send that name as SNI (dockhand
+# picks the certificate by SNI and, like rustls, ignores an IP address there). wrk resolves it
+# through a private /etc/hosts, bind-mounted in a mount namespace of its own; curl uses --resolve.
+declare -A url=(
+  [http/direct]="http://$backend:80/" [http/nginx]=http://bench.local:18081/
+  [http/haproxy]=http://bench.local:18082/ [http/dockhand]=http://bench.local:18083/
+  [https/nginx]=https://bench.local:18444/ [https/haproxy]=https://bench.local:18445/
+  [https/dockhand]=https://bench.local:18443/)
+echo "127.0.0.1 localhost bench.local" > "$work/hosts"
+with_bench_hosts() {
+  # shellcheck disable=SC2016 # expanded by the inner sh
+  unshare --mount sh -c 'mount --bind "$0" /etc/hosts && exec "$@"' "$work/hosts" "$@"
+}
+port_of() { local p=${1##*:}; echo "${p%/}"; }
+# -v shows the TLS version a default OpenSSL client (as wrk is) negotiates.
+answers() {
+  curl -sv -o /dev/null -w '%{http_code}' --max-time 2 -k -H 'Host: bench.local' \
+    --resolve "bench.local:$(port_of "$1"):127.0.0.1" "$1" 2>"$work/curl.txt" || true
+}
+for key in "${!url[@]}"; do
   for _ in $(seq 100); do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: bench.local' "http://${port[$target]}/") || true
-    [ "$code" = 200 ] && break
+    [ "$(answers "${url[$key]}")" = 200 ] && break
     sleep 0.1
   done
-  [ "$code" = 200 ] || { echo "$target never answered 200" >&2; exit 1; }
+  [ "$(answers "${url[$key]}")" = 200 ] || { echo "$key never answered 200" >&2; cat "$work/haproxy.log" "$work/dockhand.log" >&2; exit 1; }
+  if [[ $key == https/* ]] && ! grep -q 'SSL connection using TLSv1.3' "$work/curl.txt"; then
+    echo "$key did not negotiate TLS 1.3" >&2; exit 1
+  fi
 done
+with_bench_hosts getent hosts bench.local >/dev/null || { echo "cannot give wrk a private /etc/hosts (unshare --mount needs root)" >&2; exit 1; }
 
 # One wrk run: prints "rps p50_ms p99_ms".
 run() {
-  local target=$1 conns=$2
-  wrk -t "$(( conns < 2 ? 1 : 2 ))" -c "$conns" -d "${secs}s" --latency -H 'Host: bench.local' \
-    "http://${port[$target]}/" > "$work/wrk.txt"
+  local key=$1 conns=$2
+  with_bench_hosts wrk -t "$(( conns < 2 ? 1 : 2 ))" -c "$conns" -d "${secs}s" --latency \
+    -H 'Host: bench.local' "${url[$key]}" > "$work/wrk.txt"
   python3 - "$work/wrk.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
+if "Non-2xx" in text or "Socket errors" in text:
+    sys.exit("wrk saw errors:\n" + text)
 def ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
@@ -110,28 +199,33 @@ print(f"{rps:.0f} {pct['50']:.3f} {pct['99']:.3f}")
 PY
 }
 
-results="$out/load-$(date +%Y%m%d-%H%M%S).tsv"
-echo -e "round\ttarget\tconnections\trps\tp50_ms\tp99_ms" > "$results"
+stamp=$(date +%Y%m%d-%H%M%S)
+results="$out/load-$stamp.tsv"
+echo -e "round\tproto\ttarget\tconnections\trps\tp50_ms\tp99_ms" > "$results"
 for round in $(seq "$rounds"); do
   for conns in 64 1; do
-    for target in direct nginx haproxy dockhand; do
-      read -r rps p50 p99 < <(run "$target" "$conns")
-      echo -e "$round\t$target\t$conns\t$rps\t$p50\t$p99" | tee -a "$results" >&2
+    for key in http/direct http/nginx http/haproxy http/dockhand https/nginx https/haproxy https/dockhand; do
+      read -r rps p50 p99 < <(run "$key" "$conns")
+      echo -e "$round\t${key%/*}\t${key#*/}\t$conns\t$rps\t$p50\t$p99" | tee -a "$results" >&2
     done
   done
 done
 
-python3 - "$results" <<'PY'
-import csv, statistics, sys
-rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-def median(target, conns, key):
-    return statistics.median(float(r[key]) for r in rows if r["target"] == target and r["connections"] == conns)
-print(f"\nMedians of {len(rows) // 8} interleaved rounds ({sys.argv[1]})\n")
-print("| target | req/s (64 conns) | p50 ms | p99 ms | req/s (1 conn) | p50 ms | p99 ms |")
-print("|---|---|---|---|---|---|---|")
-for t in ["direct", "nginx", "haproxy", "dockhand"]:
-    cells = [median(t, c, k) for c in ("64", "1") for k in ("rps", "p50_ms", "p99_ms")]
-    print(f"| {t} | {cells[0]:.0f} | {cells[1]:.2f} | {cells[2]:.2f} | {cells[3]:.0f} | {cells[4]:.3f} | {cells[5]:.3f} |")
-d = median("dockhand", "64", "rps")
-print(f"\ndockhand throughput: {d / median('nginx', '64', 'rps'):.2f}x nginx, {d / median('haproxy', '64', 'rps'):.2f}x HAProxy (64 connections)")
-PY
+# Memory, after the rounds (so every proxy has warmed up its pools): idle, then holding
+# $held_conns idle keep-alive clients on its HTTP port.
+memory="$out/load-$stamp-memory.tsv"
+echo -e "target\tidle_kib\theld_kib\tclosed_kib\theld_open\theld_wanted" > "$memory"
+declare -A procs=([haproxy]=$haproxy_pid [dockhand]=$dockhand_pid)
+procs[nginx]=$(echo "$nginx_pid" $(pgrep -P "$nginx_pid") | tr ' ' ,)
+for target in nginx haproxy dockhand; do
+  sleep 1
+  IFS=, read -ra ids <<< "${procs[$target]}"
+  idle=$(rss_kib "${ids[@]}")
+  read -r open held closed took < <(python3 benches/hold.py 127.0.0.1 "$(port_of "${url[http/$target]}")" "$held_conns" bench.local "${procs[$target]}")
+  echo -e "$target\t$idle\t$held\t$closed\t$open\t$held_conns" | tee -a "$memory" >&2
+  echo "  ($target: $held_conns connections opened in ${took}s)" >&2
+done
+
+echo
+echo "nginx $(nginx -v 2>&1 | sed 's|.*/||'), HAProxy $(haproxy -v | awk 'NR==1 { print $3 }'), wrk $(wrk -v 2>&1 | awk 'NR==1 { print $2 }'), dockhand $(git rev-parse --short HEAD); ${secs} s per run, $(nproc) cores"
+"$py" benches/load_report.py "$results" "$memory" "$out/load-$stamp.png"
