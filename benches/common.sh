@@ -43,3 +43,31 @@ rss_kib() {
   done
   echo "$total"
 }
+
+# The maps and proxy settings of nginx-proxy's generated config (its proxy.conf), for an nginx
+# `http` block: the per-request work nginx-proxy users get, and what dockhand does.
+nginx_proxy_settings() {
+  cat <<'NGINX'
+  map $http_x_forwarded_proto $proxy_x_forwarded_proto { default $http_x_forwarded_proto; '' $scheme; }
+  map $http_x_forwarded_host $proxy_x_forwarded_host { default $http_x_forwarded_host; '' $host; }
+  map $http_x_forwarded_port $proxy_x_forwarded_port { default $http_x_forwarded_port; '' $server_port; }
+  map $proxy_x_forwarded_proto $proxy_x_forwarded_ssl { default off; https on; }
+  map $server_port $host_port { default :$server_port; 80 ''; 443 ''; }
+  # nginx-proxy maps "no Upgrade" to "close", which would forbid upstream keep-alive; "" lets
+  # nginx reuse upstream connections, as dockhand and HAProxy do.
+  map $http_upgrade $proxy_connection { default upgrade; '' ''; }
+  proxy_http_version 1.1;
+  proxy_buffering off;
+  proxy_set_header Host $host$host_port;
+  proxy_set_header Upgrade $http_upgrade;
+  proxy_set_header Connection $proxy_connection;
+  proxy_set_header X-Real-IP $remote_addr;
+  proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+  proxy_set_header X-Forwarded-Host $proxy_x_forwarded_host;
+  proxy_set_header X-Forwarded-Proto $proxy_x_forwarded_proto;
+  proxy_set_header X-Forwarded-Ssl $proxy_x_forwarded_ssl;
+  proxy_set_header X-Forwarded-Port $proxy_x_forwarded_port;
+  proxy_set_header X-Original-URI $request_uri;
+  proxy_set_header Proxy "";
+NGINX
+}
