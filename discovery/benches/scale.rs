@@ -2,8 +2,11 @@
 //! `docker inspect` fixture `app-web-1.json`, each with its own name, ID, `VIRTUAL_HOST`
 //! (`app<i>.example.com`) and IP address.
 //!
-//! * `rebuild`: [`table::build_spec`] over every container, then [`RouteTable::build`]: what
-//!   one container event costs, since each change rebuilds the whole table.
+//! * `rebuild`: [`table::build_spec`] over every container, then [`RouteTable::build`] from
+//!   nothing: the initial sync (and the cost a change would have without table reuse).
+//! * `one_change`: one container's address changes, then [`table::build_spec`] and
+//!   [`RouteTable::rebuild`] from the served table, as the event loop does: only the changed
+//!   vhost is rebuilt, the others are shared.
 //! * `parse_container`: [`contract::parse_container`] for one container (the fixture's shape).
 
 use std::hint::black_box;
@@ -93,6 +96,37 @@ fn rebuild(c: &mut Criterion) {
     group.finish();
 }
 
+fn one_change(c: &mut Criterion) {
+    let base = fixture();
+    let metrics = Metrics::new(&prometheus::Registry::new()).expect("a fresh registry is empty");
+    let registry = BackendRegistry::new();
+    let https = HttpsPolicy::default();
+    let mut group = c.benchmark_group("one_change");
+    group.sample_size(20);
+    for size in SIZES {
+        let mut containers: Vec<RoutedContainer> =
+            (0..size).map(|i| routed(&synthetic(&base, i))).collect();
+        let spec = table::build_spec(&containers, None, &https);
+        let mut served = RouteTable::build(&spec, 1, &metrics, &registry);
+        // Two addresses no other synthetic container has (10.255.x.x is beyond 10,000).
+        let moves = [
+            Some(IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1))),
+            Some(IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2))),
+        ];
+        let changed = size / 2;
+        let mut generation = 1;
+        group.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| {
+                generation += 1;
+                containers[changed].address = moves[(generation % 2) as usize];
+                let spec = table::build_spec(black_box(&containers), None, &https);
+                served = served.rebuild(&spec, generation, &metrics, &registry);
+            });
+        });
+    }
+    group.finish();
+}
+
 fn parse(c: &mut Criterion) {
     let one = synthetic(&fixture(), 42);
     c.bench_function("parse_container", |b| {
@@ -100,5 +134,5 @@ fn parse(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, rebuild, parse);
+criterion_group!(benches, rebuild, one_change, parse);
 criterion_main!(benches);

@@ -71,10 +71,17 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: &Forwarding<'_>) -> Option<
                     .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
             })
         });
-    strip_hop_by_hop(headers);
-    headers.remove(EXPECT);
-    headers.remove(PROXY);
-    strip_underscored(headers);
+    let found = Found::scan(headers);
+    // Room for the up to eight headers added below, so that the map grows (and rehashes) once.
+    headers.reserve(8);
+    if found.hop_by_hop {
+        strip_hop_by_hop(headers);
+    }
+    if found.doomed {
+        headers.remove(EXPECT);
+        headers.remove(PROXY);
+        strip_underscored(headers);
+    }
 
     set_host(headers, fwd);
     headers.insert(X_REAL_IP, fwd.peer_ip.clone());
@@ -120,12 +127,48 @@ pub fn rewrite_response(headers: &mut HeaderMap, switching: bool) {
     } else {
         None
     };
-    strip_hop_by_hop(headers);
+    if Found::scan(headers).hop_by_hop {
+        strip_hop_by_hop(headers);
+    }
     if let Some(value) = upgrade {
         headers.insert(UPGRADE, value);
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
 }
+
+/// What one pass over the header names found. Most heads carry none of the headers the rewrite
+/// removes, and one scan of the names costs less than a hashed removal per name (measured with
+/// callgrind: the per-name removals were a tenth of the proxy's instructions per request).
+struct Found {
+    /// `Connection` or a standard hop-by-hop header.
+    hop_by_hop: bool,
+    /// `Expect`, `Proxy` or a name with an underscore.
+    doomed: bool,
+}
+
+impl Found {
+    fn scan(headers: &HeaderMap) -> Found {
+        let mut found = Found {
+            hop_by_hop: false,
+            doomed: false,
+        };
+        for name in headers.keys() {
+            found.hop_by_hop |= HOP_BY_HOP.contains(name) || name == CONNECTION;
+            found.doomed |= name == EXPECT || name == PROXY || name.as_str().contains('_');
+        }
+        found
+    }
+}
+
+/// The standard hop-by-hop headers, removed whatever `Connection` says.
+const HOP_BY_HOP: [HeaderName; 6] = [
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+];
 
 /// Removes `Connection`, the headers it names, and the standard hop-by-hop headers.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -142,14 +185,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         }
         headers.remove(CONNECTION);
     }
-    for name in [
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
 }
@@ -167,15 +203,13 @@ fn remove_listed(headers: &mut HeaderMap, connection: &HeaderValue) {
 /// nginx drops header names containing `_` (`underscores_in_headers off`): they would collide
 /// with dash names once a CGI-style backend maps both to `HTTP_X_…`.
 fn strip_underscored(headers: &mut HeaderMap) {
-    if headers.keys().any(|k| k.as_str().contains('_')) {
-        let doomed: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().contains('_'))
-            .cloned()
-            .collect();
-        for name in doomed {
-            headers.remove(name);
-        }
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
     }
 }
 

@@ -188,31 +188,36 @@ impl BasicAuth {
 
     /// The current content of file `name`, refreshed when its recheck time has come.
     async fn load(&self, name: &str) -> Option<Arc<Htpasswd>> {
-        let watched = self
-            .files
-            .entry(name.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Watched {
-                    next_check: AtomicU64::new(0),
-                    first: OnceCell::new(),
-                    state: ArcSwap::from_pointee(Snapshot::default()),
+        // Every request asks for two names: look up without allocating (and under a read lock),
+        // insert only the first time.
+        let watched = match self.files.get(name) {
+            Some(watched) => watched.clone(),
+            None => self
+                .files
+                .entry(name.to_owned())
+                .or_insert_with(|| {
+                    Arc::new(Watched {
+                        next_check: AtomicU64::new(0),
+                        first: OnceCell::new(),
+                        state: ArcSwap::from_pointee(Snapshot::default()),
+                    })
                 })
-            })
-            .clone();
-        let path = self.dir.join(name);
-        let mut fresh = false;
-        watched
-            .first
-            .get_or_init(|| async {
-                fresh = true;
-                self.schedule(&watched);
-                refresh(&path, &watched).await;
-            })
-            .await;
+                .clone(),
+        };
+        if !watched.first.initialized() {
+            let path = self.dir.join(name);
+            watched
+                .first
+                .get_or_init(|| async {
+                    self.schedule(&watched);
+                    refresh(&path, &watched).await;
+                })
+                .await;
+            return watched.state.load().file.clone();
+        }
         let now = self.now_ms();
         let due = watched.next_check.load(Ordering::Acquire);
-        let claimed = !fresh
-            && now >= due
+        let claimed = now >= due
             && watched
                 .next_check
                 .compare_exchange(
@@ -223,7 +228,7 @@ impl BasicAuth {
                 )
                 .is_ok();
         if claimed {
-            refresh(&path, &watched).await;
+            refresh(&self.dir.join(name), &watched).await;
         }
         watched.state.load().file.clone()
     }

@@ -248,7 +248,11 @@ impl ProxyService {
            + 'static {
         let service = self;
         hyper::service::service_fn(move |req| {
-            let answer = service.handle(req);
+            // Boxed: hyper keeps the service future inline in every connection, idle ones
+            // included, and moves it as it goes; the request's state is a few KiB (measured:
+            // idle connections cost several times less memory, and callgrind shows fewer
+            // instructions per request for the one allocation).
+            let answer = Box::pin(service.handle(req));
             async move { Ok(answer.await) }
         })
     }
