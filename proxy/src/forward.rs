@@ -72,8 +72,6 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: &Forwarding<'_>) -> Option<
             })
         });
     let found = Found::scan(headers);
-    // Room for the up to eight headers added below, so that the map grows (and rehashes) once.
-    headers.reserve(8);
     if found.hop_by_hop {
         strip_hop_by_hop(headers);
     }
@@ -137,8 +135,8 @@ pub fn rewrite_response(headers: &mut HeaderMap, switching: bool) {
 }
 
 /// What one pass over the header names found. Most heads carry none of the headers the rewrite
-/// removes, and one scan of the names costs less than a hashed removal per name (measured with
-/// callgrind: the per-name removals were a tenth of the proxy's instructions per request).
+/// removes, and one scan of the names costs less than a hashed removal per name (callgrind: the
+/// eight removals per request were 3% of the proxy's instructions).
 struct Found {
     /// `Connection` or a standard hop-by-hop header.
     hop_by_hop: bool,
