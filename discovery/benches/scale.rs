@@ -68,16 +68,25 @@ fn routed(c: &ContainerInspectResponse) -> RoutedContainer {
     }
 }
 
-fn rebuild(c: &mut Criterion) {
+/// `size` synthetic containers as the event loop keeps them.
+fn containers(size: usize) -> Vec<RoutedContainer> {
     let base = fixture();
+    (0..size).map(|i| routed(&synthetic(&base, i))).collect()
+}
+
+/// What a table build publishes into: fresh metrics and backend registry.
+fn sinks() -> (Metrics, BackendRegistry) {
     let metrics = Metrics::new(&prometheus::Registry::new()).expect("a fresh registry is empty");
-    let registry = BackendRegistry::new();
+    (metrics, BackendRegistry::new())
+}
+
+fn rebuild(c: &mut Criterion) {
+    let (metrics, registry) = sinks();
     let https = HttpsPolicy::default();
     let mut group = c.benchmark_group("rebuild");
     group.sample_size(10);
     for size in SIZES {
-        let containers: Vec<RoutedContainer> =
-            (0..size).map(|i| routed(&synthetic(&base, i))).collect();
+        let containers = containers(size);
         let addresses: std::collections::BTreeSet<Option<IpAddr>> =
             containers.iter().map(|r| r.address).collect();
         assert_eq!(addresses.len(), size, "addresses must be distinct");
@@ -97,15 +106,12 @@ fn rebuild(c: &mut Criterion) {
 }
 
 fn one_change(c: &mut Criterion) {
-    let base = fixture();
-    let metrics = Metrics::new(&prometheus::Registry::new()).expect("a fresh registry is empty");
-    let registry = BackendRegistry::new();
+    let (metrics, registry) = sinks();
     let https = HttpsPolicy::default();
     let mut group = c.benchmark_group("one_change");
     group.sample_size(20);
     for size in SIZES {
-        let mut containers: Vec<RoutedContainer> =
-            (0..size).map(|i| routed(&synthetic(&base, i))).collect();
+        let mut containers = containers(size);
         let spec = table::build_spec(&containers, None, &https);
         let mut served = RouteTable::build(&spec, 1, &metrics, &registry);
         // Two addresses no other synthetic container has (10.255.x.x is beyond 10,000).
