@@ -1,5 +1,6 @@
 //! Wiring: metrics, the shared route table, discovery, certificates, the admin and public
-//! listeners, signals.
+//! listeners, signals. This runs on the control-plane runtime; the public listeners are served
+//! by every worker runtime (see [`crate::runtime`]).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,11 +8,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use dockhand_discovery::{DiscoveryMetrics, Status, TableSink};
 use dockhand_proxy::tls::{self, CertStore, TlsMetrics};
-use dockhand_proxy::{BackendRegistry, Metrics, Proxy, RouteTable, SharedTable};
+use dockhand_proxy::{BackendRegistry, Metrics, Proxy, RouteTable, SharedListener, SharedTable};
 use prometheus::Registry;
 use tokio::net::TcpListener;
+use tokio::runtime::Handle;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, Admin};
@@ -37,8 +40,9 @@ pub enum AppError {
     Serve(std::io::Error),
 }
 
-/// Runs dockhand until SIGTERM/SIGINT, then drains within the grace period.
-pub async fn run(config: Config) -> Result<(), AppError> {
+/// Runs dockhand until SIGTERM/SIGINT, then drains within the grace period. The public
+/// listeners are served on each runtime of `workers`.
+pub async fn run(config: Config, workers: Vec<Handle>) -> Result<(), AppError> {
     info!(version = env!("CARGO_PKG_VERSION"), "dockhand starting");
     let registry = Registry::new();
     let proxy_metrics = Metrics::new(&registry)?;
@@ -47,7 +51,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::empty()));
     let status = Status::new();
 
-    let public = bind(config.http).await?;
+    let public = listen(config.http, workers.len(), &config)?;
     let admin_listener = bind(config.admin).await?;
     info!(http = %config.http, admin = %config.admin, "listening");
 
@@ -76,17 +80,32 @@ pub async fn run(config: Config) -> Result<(), AppError> {
 
     let proxy = Proxy::new(config.proxy.clone(), table.clone(), proxy_metrics)
         .with_certs(Arc::new(certs.clone()));
+    // One set of upstream pools per worker (see `Proxy::with_own_pools`).
+    let workers: Vec<(Handle, Proxy)> = workers
+        .into_iter()
+        .map(|worker| (worker, proxy.with_own_pools()))
+        .collect();
     let stop = stop_on_signal()?;
     let https = tokio::spawn(serve_https(
         config.clone(),
-        proxy.clone(),
+        workers.clone(),
         certs,
         table,
-        stopped(&stop),
+        stop.clone(),
     ));
-    dockhand_proxy::serve(public, proxy, stopped(&stop), config.shutdown_grace)
-        .await
-        .map_err(AppError::Serve)?;
+    let serving = workers
+        .iter()
+        .zip(public.split())
+        .map(|((worker, proxy), part)| {
+            let serve = dockhand_proxy::serve_shared(
+                part,
+                proxy.clone(),
+                stopped(&stop),
+                config.shutdown_grace,
+            );
+            worker.spawn(serve)
+        });
+    join(serving.collect()).await?;
     if let Ok(Err(e)) = https.await {
         error!(error = %e, "HTTPS listener failed");
     }
@@ -96,36 +115,56 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Serves HTTPS once the certificate folder holds a certificate (nginx-proxy listens on 443
-/// only then too), so a proxy without certificates never needs the privileged port.
+/// Serves HTTPS on every worker once the certificate folder holds a certificate (nginx-proxy
+/// listens on 443 only then too), so a proxy without certificates never needs the privileged
+/// port.
 async fn serve_https(
     config: Config,
-    proxy: Proxy,
+    workers: Vec<(Handle, Proxy)>,
     certs: CertStore,
     table: SharedTable,
-    shutdown: impl Future<Output = ()>,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), AppError> {
-    tokio::pin!(shutdown);
     let mut poll = tokio::time::interval(config.certs_poll_interval);
     while certs.is_empty() {
         tokio::select! {
-            _ = &mut shutdown => return Ok(()),
+            () = stopped(&stop) => return Ok(()),
             _ = poll.tick() => {}
         }
     }
-    let listener = bind(config.https).await?;
+    let listener = listen(config.https, workers.len(), &config)?;
     info!(https = %config.https, "listening for HTTPS");
     let server = tls::server_config(certs.clone(), table);
-    dockhand_proxy::serve_tls(
-        listener,
-        proxy,
-        server,
-        certs.metrics().clone(),
-        shutdown,
-        config.shutdown_grace,
-    )
-    .await
-    .map_err(AppError::Serve)
+    let serving = workers
+        .into_iter()
+        .zip(listener.split())
+        .map(|((worker, proxy), part)| {
+            worker.spawn(dockhand_proxy::serve_tls_shared(
+                part,
+                proxy,
+                server.clone(),
+                certs.metrics().clone(),
+                stopped(&stop),
+                config.shutdown_grace,
+            ))
+        });
+    join(serving.collect()).await
+}
+
+/// Waits for every worker's accept loop of one listener; the first error is returned once all
+/// have ended.
+async fn join(serving: Vec<JoinHandle<std::io::Result<()>>>) -> Result<(), AppError> {
+    let mut result = Ok(());
+    for task in serving {
+        let ended = match task.await {
+            Ok(ended) => ended,
+            Err(e) => Err(std::io::Error::other(e)),
+        };
+        if let (Ok(()), Err(e)) = (&result, ended) {
+            result = Err(AppError::Serve(e));
+        }
+    }
+    result
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AppError> {
@@ -134,7 +173,17 @@ async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, AppError> {
         .map_err(|source| AppError::Bind { addr, source })
 }
 
-/// A future that resolves once `stop` says so; one per listener.
+/// A public port, with a socket for each of `workers`.
+fn listen(
+    addr: std::net::SocketAddr,
+    workers: usize,
+    config: &Config,
+) -> Result<SharedListener, AppError> {
+    SharedListener::bind(addr, workers, config.proxy.max_connections)
+        .map_err(|source| AppError::Bind { addr, source })
+}
+
+/// A future that resolves once `stop` says so; one per accept loop.
 fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + use<> {
     let mut stop = stop.clone();
     async move {

@@ -149,7 +149,8 @@ pub struct Args {
     #[arg(long, env = "DOCKHAND_EJECT_BACKOFF_MAX", default_value = "30s")]
     eject_backoff_max: String,
 
-    /// Most client connections served at once; more wait in the accept queue.
+    /// Most client connections served at once per port (split between the workers); more wait
+    /// in the accept queue.
     #[arg(long, env = "DOCKHAND_MAX_CONNECTIONS", default_value = "10000")]
     max_connections: String,
 
@@ -161,7 +162,7 @@ pub struct Args {
     #[arg(long, env = "DOCKHAND_RESYNC_INTERVAL", default_value = "60s")]
     resync_interval: String,
 
-    /// Runtime worker threads (0 = one per core).
+    /// Data-plane worker threads, each with its own runtime (0 = one per two cores, at least one).
     #[arg(long, env = "DOCKHAND_WORKER_THREADS", default_value = "0")]
     worker_threads: String,
 
@@ -189,7 +190,7 @@ pub struct Config {
     pub discovery: dockhand_discovery::Config,
     /// Grace period for draining on shutdown.
     pub shutdown_grace: Duration,
-    /// Runtime worker threads (0 = one per core).
+    /// Data-plane worker threads (0 = one per two cores, at least one).
     pub worker_threads: usize,
     /// Log filter directive.
     pub log_filter: String,

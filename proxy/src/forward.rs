@@ -24,6 +24,10 @@ pub const X_FORWARDED_SSL: HeaderName = HeaderName::from_static("x-forwarded-ssl
 /// `X-Original-URI`: the request URI as the client sent it.
 pub const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
 
+/// How many headers `rewrite_request` may add: `X-Real-IP`, `X-Forwarded-For`, `-Host`,
+/// `-Proto`, `-Ssl`, `-Port`, `X-Original-URI`, and `Connection` or `TE`.
+const ADDED_HEADERS: usize = 8;
+
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 /// `Proxy` is removed against httpoxy (CGI backends turn it into `HTTP_PROXY`).
@@ -81,6 +85,10 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: &Forwarding<'_>) -> Option<
         strip_underscored(headers);
     }
 
+    // Room for the headers added below at once, instead of growing the map twice on the way
+    // (a client's ~5 headers fit the map hyper parsed them into). A map that is already at
+    // hyper's limit just grows as usual, or fails where `insert` would.
+    let _ = headers.try_reserve(ADDED_HEADERS);
     set_host(headers, fwd);
     headers.insert(X_REAL_IP, fwd.peer_ip.clone());
     set_forwarded_for(headers, fwd);

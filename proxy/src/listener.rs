@@ -6,6 +6,9 @@
 //! instead of consuming memory here. Each connection is served by hyper-util's auto builder
 //! (HTTP/1.1, or HTTP/2 by prior knowledge or ALPN) with upgrades enabled.
 //!
+//! A [`SharedListener`] lets several runtimes (dockhand runs one per core) serve one port under
+//! one connection limit, each accepting from a socket of its own.
+//!
 //! On shutdown the listener stops accepting, then waits for its connections (hyper's graceful
 //! shutdown) and for the tunnels upgraded out of them (which hyper no longer sees), all within
 //! one grace period; whatever is still open then is cut.
@@ -20,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
+use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -31,22 +35,128 @@ use crate::tunnel::Tunnels;
 
 /// Smallest header limit hyper accepts for its HTTP/1 read buffer.
 const MIN_HTTP1_BUFFER: usize = 8192;
+/// Accept queue length of a shared listener (as tokio's and std's `bind`).
+const LISTEN_BACKLOG: i32 = 1024;
 /// Longest pause after repeated accept failures (e.g. out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// A port served by several runtimes, each accepting from a listening socket of its own.
+///
+/// The sockets form one `SO_REUSEPORT` group, so that the kernel spreads new connections evenly
+/// over the runtimes (with one socket shared by all, the runtime that wakes first takes a whole
+/// burst of connections). The connection limit is split between them, as nginx's
+/// `worker_connections` is per worker: a runtime waits for a permit before it accepts, so one
+/// limit shared by all would let a runtime idling in `accept` hold a permit while connections
+/// queue at another.
+#[derive(Debug)]
+pub struct SharedListener {
+    sockets: Vec<std::net::TcpListener>,
+    max_connections: usize,
+}
+
+/// One runtime's socket of a [`SharedListener`], with its share of the connection limit.
+#[derive(Debug)]
+pub struct ListenerPart {
+    socket: std::net::TcpListener,
+    permits: Arc<Semaphore>,
+}
+
+impl SharedListener {
+    /// Listens on `addr` with `count` sockets (at least 1); `max_connections` bounds the
+    /// connections served at once through all of them (but each socket serves at least one).
+    ///
+    /// Fails with `AddrInUse` when anything already listens on `addr`, even a socket that would
+    /// let this group join it: a second proxy must not silently take half the connections.
+    pub fn bind(
+        addr: SocketAddr,
+        count: usize,
+        max_connections: usize,
+    ) -> io::Result<SharedListener> {
+        if addr.port() != 0 {
+            // Only a socket without SO_REUSEPORT is refused by every listener on the port.
+            drop(reuse_socket(addr, false)?);
+        }
+        let first = reuse_socket(addr, true)?;
+        // With port 0 the first socket picked the port the others join.
+        let addr = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..count {
+            sockets.push(reuse_socket(addr, true)?);
+        }
+        Ok(SharedListener {
+            sockets,
+            max_connections,
+        })
+    }
+
+    /// The address it listens on (with the port the system chose if `addr` had 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sockets[0].local_addr()
+    }
+
+    /// One part per runtime, each with an equal share of the connection limit.
+    pub fn split(self) -> Vec<ListenerPart> {
+        let count = self.sockets.len();
+        self.sockets
+            .into_iter()
+            .enumerate()
+            .map(|(index, socket)| {
+                let share = self.max_connections / count
+                    + usize::from(index < self.max_connections % count);
+                ListenerPart {
+                    socket,
+                    permits: Arc::new(Semaphore::new(share.max(1))),
+                }
+            })
+            .collect()
+    }
+}
+
+impl ListenerPart {
+    /// The socket, registered with the calling task's runtime.
+    fn register(self) -> io::Result<(TcpListener, Arc<Semaphore>)> {
+        Ok((TcpListener::from_std(self.socket)?, self.permits))
+    }
+}
+
+fn reuse_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(reuse_port)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
 
 /// Serves plain-HTTP clients of `listener` with `proxy` until `shutdown` completes, then stops
 /// accepting, lets open requests and upgraded tunnels (WebSocket) finish for up to `grace`,
 /// cuts what is left, and returns.
 ///
 /// Accept errors are logged and retried with a backoff (so `EMFILE` does not spin); the only
-/// error returned is failing to read the listener's own address.
+/// error returned is failing to read the listener's own address. At most
+/// [`ProxyConfig::max_connections`](crate::ProxyConfig) clients are served at once.
 pub async fn serve(
     listener: TcpListener,
     proxy: Proxy,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> io::Result<()> {
-    run(listener, proxy, Plain, shutdown, grace).await
+    let permits = own_limit(&proxy);
+    run(listener, permits, proxy, Plain, shutdown, grace).await
+}
+
+/// Serves plain-HTTP clients of `listener` on the calling task's runtime, like [`serve`],
+/// alongside the other runtimes serving the same [`SharedListener`], within its share of the
+/// connection limit.
+pub async fn serve_shared(
+    listener: ListenerPart,
+    proxy: Proxy,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> io::Result<()> {
+    let (socket, permits) = listener.register()?;
+    run(socket, permits, proxy, Plain, shutdown, grace).await
 }
 
 /// Serves HTTPS clients of `listener` like [`serve`] does plain ones: same connection limit,
@@ -63,9 +173,30 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> io::Result<()> {
-    let timeout = proxy.config().header_read_timeout;
-    let handshake = TlsHandshake::new(tls, metrics, timeout);
-    run(listener, proxy, handshake, shutdown, grace).await
+    let handshake = TlsHandshake::new(tls, metrics, proxy.config().header_read_timeout);
+    let permits = own_limit(&proxy);
+    run(listener, permits, proxy, handshake, shutdown, grace).await
+}
+
+/// Serves HTTPS clients of `listener` on the calling task's runtime, like [`serve_tls`],
+/// alongside the other runtimes serving the same [`SharedListener`], within its share of the
+/// connection limit.
+pub async fn serve_tls_shared(
+    listener: ListenerPart,
+    proxy: Proxy,
+    tls: Arc<ServerConfig>,
+    metrics: TlsMetrics,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) -> io::Result<()> {
+    let (socket, permits) = listener.register()?;
+    let handshake = TlsHandshake::new(tls, metrics, proxy.config().header_read_timeout);
+    run(socket, permits, proxy, handshake, shutdown, grace).await
+}
+
+/// The connection limit of a listener served by one runtime alone.
+fn own_limit(proxy: &Proxy) -> Arc<Semaphore> {
+    Arc::new(Semaphore::new(proxy.config().max_connections.max(1)))
 }
 
 /// Turns an accepted TCP connection into the byte stream HTTP is served on.
@@ -102,6 +233,7 @@ impl Handshake for TlsHandshake {
 /// a slow client never holds up accepting others.
 async fn run<H: Handshake>(
     listener: TcpListener,
+    permits: Arc<Semaphore>,
     proxy: Proxy,
     handshake: H,
     shutdown: impl Future<Output = ()>,
@@ -112,7 +244,6 @@ async fn run<H: Handshake>(
     let builder = Arc::new(builder(&config));
     let graceful = GracefulShutdown::new();
     let tunnels = Tunnels::default();
-    let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
     tokio::pin!(shutdown);
     tracing::info!(%local, tls = H::TLS, "listening");
     loop {

@@ -24,7 +24,8 @@ fn assert_nothing_lost(report: LoadReport) {
 fn stop_start_kill_and_restart_of_one_replica_lose_nothing() {
     require_docker!();
     let host = unique("steady");
-    let proxy = dockhand().start();
+    // Two workers: the load's connections are spread over two runtimes and their pools.
+    let proxy = dockhand().env("DOCKHAND_WORKER_THREADS", "2").start();
     let a = backend().name("a").vhost(&host).start();
     let _b = backend().name("b").vhost(&host).start();
     assert_eventually!(backends_of(&proxy, &host) == 2, PROPAGATION * 5);

@@ -19,7 +19,7 @@ use crate::metrics::{RetryReason, VhostMetrics};
 use crate::spec::Proto;
 use crate::table::{InFlight, Route, Target};
 use crate::tunnel::Tunnels;
-use crate::upstream::{broke_before_answer, classify};
+use crate::upstream::{broke_before_answer, classify, Upstream};
 
 /// Sends the request to the plan's candidates until one answers with a response head.
 ///
@@ -32,6 +32,7 @@ use crate::upstream::{broke_before_answer, classify};
 /// Anything else is final. At most one attempt per target, plus that one fresh retry.
 pub(super) async fn send(
     shared: &Shared,
+    upstream: &Upstream,
     tunnels: &Tunnels,
     plan: Plan,
     parts: Parts,
@@ -70,7 +71,7 @@ pub(super) async fn send(
         *req.version_mut() = version;
         *req.headers_mut() = head(&mut headers, more);
         let in_flight = target.state.begin();
-        let sent = shared.upstream.send(route.proto, route.keepalive, req);
+        let sent = upstream.send(route.proto, route.keepalive, req);
         let err = match tokio::time::timeout(shared.config.response_timeout, sent).await {
             Ok(Ok(response)) => {
                 target.state.connected();

@@ -56,8 +56,8 @@ pub struct ProxyConfig {
     pub trust_downstream_proxy: bool,
     /// Write one `dockhand::access` log line per request. Default true.
     pub access_log: bool,
-    /// Client connections served at once per listener; more wait in the accept backlog.
-    /// Default 10 000.
+    /// Client connections served at once per listener (split evenly between the runtimes of a
+    /// [`crate::SharedListener`]); more wait in the accept backlog. Default 10 000.
     pub max_connections: usize,
     /// `HTTPS_PORT`: the public HTTPS port written into HTTP → HTTPS redirects (omitted when
     /// 443). Default 443.
@@ -120,13 +120,13 @@ pub struct ConnInfo {
 #[derive(Clone)]
 pub struct Proxy {
     shared: Arc<Shared>,
+    upstream: Arc<Upstream>,
 }
 
 pub(crate) struct Shared {
     pub(crate) config: ProxyConfig,
     pub(crate) table: SharedTable,
     pub(crate) metrics: Metrics,
-    pub(crate) upstream: Upstream,
     pub(crate) certs: ArcSwap<Certs>,
     pub(crate) auth: BasicAuth,
     pub(crate) eject: EjectPolicy,
@@ -149,11 +149,7 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// A proxy serving whatever table `table` holds at each request.
     pub fn new(config: ProxyConfig, table: SharedTable, metrics: Metrics) -> Proxy {
-        let upstream = Upstream::new(PoolSettings {
-            connect_timeout: config.connect_timeout,
-            idle_timeout: config.pool_idle_timeout,
-            max_idle_per_host: config.pool_max_idle_per_host,
-        });
+        let upstream = Arc::new(upstream(&config));
         let auth = BasicAuth::new(config.htpasswd_dir.clone());
         let eject = EjectPolicy::new(
             config.eject_after,
@@ -166,12 +162,22 @@ impl Proxy {
                 config,
                 table,
                 metrics,
-                upstream,
                 certs: ArcSwap::from_pointee(Certs(Arc::new(NoCerts))),
                 auth,
                 eject,
                 tunnels: Tunnels::default(),
             }),
+            upstream,
+        }
+    }
+
+    /// A proxy sharing everything with this one but the upstream connection pools, to serve
+    /// from another runtime: a pooled connection is driven by the runtime that opened it, so
+    /// one runtime per core keeps each request and its backend connection on one thread.
+    pub fn with_own_pools(&self) -> Proxy {
+        Proxy {
+            shared: self.shared.clone(),
+            upstream: Arc::new(upstream(&self.shared.config)),
         }
     }
 
@@ -198,6 +204,7 @@ impl Proxy {
         let peer_ip = conn.peer.ip().to_canonical().to_string();
         ProxyService {
             shared: self.shared.clone(),
+            upstream: self.upstream.clone(),
             conn: Arc::new(Conn {
                 info: conn,
                 // An IP address and a port number are always valid header values.
@@ -230,6 +237,7 @@ impl Proxy {
 #[derive(Clone)]
 pub struct ProxyService {
     shared: Arc<Shared>,
+    upstream: Arc<Upstream>,
     conn: Arc<Conn>,
 }
 
@@ -353,7 +361,15 @@ impl ProxyService {
         {
             return (Answer::Challenge(realm), metrics, hsts);
         }
-        let answer = exchange::send(&self.shared, &self.conn.tunnels, plan, parts, body).await;
+        let answer = exchange::send(
+            &self.shared,
+            &self.upstream,
+            &self.conn.tunnels,
+            plan,
+            parts,
+            body,
+        )
+        .await;
         (answer, metrics, hsts)
     }
 
@@ -370,6 +386,14 @@ impl ProxyService {
             }
         }
     }
+}
+
+fn upstream(config: &ProxyConfig) -> Upstream {
+    Upstream::new(PoolSettings {
+        connect_timeout: config.connect_timeout,
+        idle_timeout: config.pool_idle_timeout,
+        max_idle_per_host: config.pool_max_idle_per_host,
+    })
 }
 
 /// A page of the proxy's own (error statuses).

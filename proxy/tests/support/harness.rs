@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dockhand_proxy::{
-    serve, BackendRegistry, Metrics, Proxy, ProxyConfig, RouteTable, SharedTable, TableSpec,
+    serve, serve_shared, BackendRegistry, Metrics, Proxy, ProxyConfig, RouteTable, SharedListener,
+    SharedTable, TableSpec,
 };
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// A proxy being configured.
@@ -17,6 +18,7 @@ pub fn proxy() -> ProxyBuilder {
     ProxyBuilder {
         config: ProxyConfig::default(),
         grace: Duration::from_secs(10),
+        workers: None,
     }
 }
 
@@ -25,6 +27,7 @@ pub fn proxy_with_grace(grace: Duration) -> ProxyBuilder {
     ProxyBuilder {
         config: ProxyConfig::default(),
         grace,
+        workers: None,
     }
 }
 
@@ -32,6 +35,8 @@ pub fn proxy_with_grace(grace: Duration) -> ProxyBuilder {
 pub struct ProxyBuilder {
     config: ProxyConfig,
     grace: Duration,
+    /// Worker runtimes sharing the port, as dockhand runs them; `None` serves on the test's own.
+    workers: Option<usize>,
 }
 
 impl ProxyBuilder {
@@ -41,19 +46,54 @@ impl ProxyBuilder {
         self
     }
 
+    /// Serves the port from `count` threads, each with a current-thread runtime of its own and
+    /// a [`SharedListener`] socket, as dockhand's workers do.
+    pub fn workers(mut self, count: usize) -> Self {
+        self.workers = Some(count);
+        self
+    }
+
     /// Serves `spec` on 127.0.0.1:0.
     pub async fn start(self, spec: TableSpec) -> TestProxy {
         let registry = prometheus::Registry::new();
         let metrics = Metrics::new(&registry).unwrap();
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::empty()));
         let proxy = Proxy::new(self.config, table.clone(), metrics.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let shutdown = async move {
-            let _ = stopped.await;
+        let (stop, stopped) = watch::channel(false);
+        let (addr, task) = match self.workers {
+            None => {
+                let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let addr = listener.local_addr().unwrap();
+                let task = tokio::spawn(serve(listener, proxy, until(stopped), self.grace));
+                (addr, task)
+            }
+            Some(count) => {
+                let addr = "127.0.0.1:0".parse().unwrap();
+                let max = proxy.config().max_connections;
+                let listener = SharedListener::bind(addr, count, max).unwrap();
+                let addr = listener.local_addr().unwrap();
+                let threads: Vec<_> = listener
+                    .split()
+                    .into_iter()
+                    .map(|part| {
+                        let (proxy, stopped) = (proxy.with_own_pools(), stopped.clone());
+                        let serve = serve_shared(part, proxy, until(stopped), self.grace);
+                        std::thread::spawn(move || {
+                            let runtime = tokio::runtime::Builder::new_current_thread()
+                                .enable_all()
+                                .build()
+                                .unwrap();
+                            runtime.block_on(serve)
+                        })
+                    })
+                    .collect();
+                let joined = tokio::task::spawn_blocking(move || {
+                    let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+                    results.into_iter().collect::<std::io::Result<()>>()
+                });
+                (addr, tokio::spawn(async move { joined.await.unwrap() }))
+            }
         };
-        let task = tokio::spawn(serve(listener, proxy, shutdown, self.grace));
         let test = TestProxy {
             addr,
             table,
@@ -77,7 +117,7 @@ pub struct TestProxy {
     prometheus: prometheus::Registry,
     backends: BackendRegistry,
     generation: u64,
-    stop: Option<oneshot::Sender<()>>,
+    stop: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
@@ -114,7 +154,7 @@ impl TestProxy {
     /// Signals shutdown without waiting.
     pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
+            let _ = stop.send(true);
         }
     }
 
@@ -136,4 +176,9 @@ impl Drop for TestProxy {
             task.abort();
         }
     }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn until(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
