@@ -71,3 +71,21 @@ nginx_proxy_settings() {
   proxy_set_header Proxy "";
 NGINX
 }
+
+# The same headers for an HAProxy frontend (with `option forwardfor`, which appends
+# X-Forwarded-For), for plain and TLS binds.
+haproxy_proxy_settings() {
+  cat <<'HAPROXY'
+  # The headers nginx-proxy sets (option forwardfor appends X-Forwarded-For).
+  http-request set-header Host %[req.hdr(host),field(1,:)]:%[dst_port]
+  http-request set-header X-Real-IP %[src]
+  http-request set-header X-Forwarded-Host %[req.hdr(host),field(1,:)] unless { req.hdr(x-forwarded-host) -m found }
+  http-request set-header X-Forwarded-Proto https if { ssl_fc } !{ req.hdr(x-forwarded-proto) -m found }
+  http-request set-header X-Forwarded-Proto http if !{ ssl_fc } !{ req.hdr(x-forwarded-proto) -m found }
+  http-request set-header X-Forwarded-Port %[dst_port] unless { req.hdr(x-forwarded-port) -m found }
+  http-request set-header X-Forwarded-Ssl on if { ssl_fc }
+  http-request set-header X-Forwarded-Ssl off unless { ssl_fc }
+  http-request set-header X-Original-URI %[url]
+  http-request del-header Proxy
+HAPROXY
+}

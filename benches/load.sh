@@ -101,17 +101,7 @@ defaults
 frontend bench
   bind 127.0.0.1:18082
   bind 127.0.0.1:18445 ssl crt $work/bench.local.pem ssl-min-ver TLSv1.3
-  # The headers nginx-proxy sets (option forwardfor appends X-Forwarded-For).
-  http-request set-header Host %[req.hdr(host),field(1,:)]:%[dst_port]
-  http-request set-header X-Real-IP %[src]
-  http-request set-header X-Forwarded-Host %[req.hdr(host),field(1,:)] unless { req.hdr(x-forwarded-host) -m found }
-  http-request set-header X-Forwarded-Proto https if { ssl_fc } !{ req.hdr(x-forwarded-proto) -m found }
-  http-request set-header X-Forwarded-Proto http if !{ ssl_fc } !{ req.hdr(x-forwarded-proto) -m found }
-  http-request set-header X-Forwarded-Port %[dst_port] unless { req.hdr(x-forwarded-port) -m found }
-  http-request set-header X-Forwarded-Ssl on if { ssl_fc }
-  http-request set-header X-Forwarded-Ssl off unless { ssl_fc }
-  http-request set-header X-Original-URI %[url]
-  http-request del-header Proxy
+$(haproxy_proxy_settings)
   default_backend backend
 backend backend
   http-reuse always
