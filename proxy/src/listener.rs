@@ -6,7 +6,7 @@
 //! instead of consuming memory here. Each connection is served by hyper-util's auto builder
 //! (HTTP/1.1, or HTTP/2 by prior knowledge or ALPN) with upgrades enabled.
 //!
-//! A [`SharedListener`] lets several runtimes (dockhand runs one per core) serve one port under
+//! A [`SharedListener`] lets several runtimes (dockhand's worker threads) serve one port under
 //! one connection limit, each accepting from a socket of its own.
 //!
 //! On shutdown the listener stops accepting, then waits for its connections (hyper's graceful
@@ -91,6 +91,7 @@ impl SharedListener {
 
     /// The address it listens on (with the port the system chose if `addr` had 0).
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        // `bind` always makes at least the first socket.
         self.sockets[0].local_addr()
     }
 
