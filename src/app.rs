@@ -97,12 +97,8 @@ pub async fn run(config: Config, workers: Vec<Handle>) -> Result<(), AppError> {
         .iter()
         .zip(public.split())
         .map(|((worker, proxy), part)| {
-            let serve = dockhand_proxy::serve_shared(
-                part,
-                proxy.clone(),
-                stopped(&stop),
-                config.shutdown_grace,
-            );
+            let serve =
+                dockhand_proxy::serve(part, proxy.clone(), stopped(&stop), config.shutdown_grace);
             worker.spawn(serve)
         });
     join(serving.collect()).await?;
@@ -139,7 +135,7 @@ async fn serve_https(
         .into_iter()
         .zip(listener.split())
         .map(|((worker, proxy), part)| {
-            worker.spawn(dockhand_proxy::serve_tls_shared(
+            worker.spawn(dockhand_proxy::serve_tls(
                 part,
                 proxy,
                 server.clone(),

@@ -31,9 +31,7 @@ pub use certs::{CertLookup, NoCerts};
 pub use error::{status, ErrorKind};
 pub use host::{normalize_host, HostMatcher, HostPattern, PatternError};
 pub use ipnet::IpNet;
-pub use listener::{
-    serve, serve_shared, serve_tls, serve_tls_shared, ListenerPart, SharedListener,
-};
+pub use listener::{serve, serve_tls, Listen, ListenerPart, SharedListener};
 pub use metrics::Metrics;
 pub use path::{PathMatcher, PathPattern, Selected};
 pub use policy::auth::BasicAuth;

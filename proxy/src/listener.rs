@@ -113,9 +113,23 @@ impl SharedListener {
     }
 }
 
-impl ListenerPart {
-    /// The socket, registered with the calling task's runtime.
-    fn register(self) -> io::Result<(TcpListener, Arc<Semaphore>)> {
+/// What an accept loop serves: a listening socket and the connection limit it accepts under.
+/// A tokio [`TcpListener`] is served by one runtime alone, under
+/// [`ProxyConfig::max_connections`](crate::ProxyConfig); a [`ListenerPart`] alongside the other
+/// runtimes of its [`SharedListener`], under its share of the limit.
+pub trait Listen {
+    /// The socket, registered with the calling task's runtime, and the permits to accept with.
+    fn open(self, max_connections: usize) -> io::Result<(TcpListener, Arc<Semaphore>)>;
+}
+
+impl Listen for TcpListener {
+    fn open(self, max_connections: usize) -> io::Result<(TcpListener, Arc<Semaphore>)> {
+        Ok((self, Arc::new(Semaphore::new(max_connections.max(1)))))
+    }
+}
+
+impl Listen for ListenerPart {
+    fn open(self, _: usize) -> io::Result<(TcpListener, Arc<Semaphore>)> {
         Ok((TcpListener::from_std(self.socket)?, self.permits))
     }
 }
@@ -130,34 +144,19 @@ fn reuse_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpL
     Ok(socket.into())
 }
 
-/// Serves plain-HTTP clients of `listener` with `proxy` until `shutdown` completes, then stops
-/// accepting, lets open requests and upgraded tunnels (WebSocket) finish for up to `grace`,
-/// cuts what is left, and returns.
+/// Serves plain-HTTP clients of `listener` (see [`Listen`]) with `proxy` until `shutdown`
+/// completes, then stops accepting, lets open requests and upgraded tunnels (WebSocket) finish
+/// for up to `grace`, cuts what is left, and returns.
 ///
 /// Accept errors are logged and retried with a backoff (so `EMFILE` does not spin); the only
-/// error returned is failing to read the listener's own address. At most
-/// [`ProxyConfig::max_connections`](crate::ProxyConfig) clients are served at once.
+/// errors returned are failing to register the socket or to read its own address.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Listen,
     proxy: Proxy,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> io::Result<()> {
-    let permits = own_limit(&proxy);
-    run(listener, permits, proxy, Plain, shutdown, grace).await
-}
-
-/// Serves plain-HTTP clients of `listener` on the calling task's runtime, like [`serve`],
-/// alongside the other runtimes serving the same [`SharedListener`], within its share of the
-/// connection limit.
-pub async fn serve_shared(
-    listener: ListenerPart,
-    proxy: Proxy,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) -> io::Result<()> {
-    let (socket, permits) = listener.register()?;
-    run(socket, permits, proxy, Plain, shutdown, grace).await
+    run(listener, proxy, Plain, shutdown, grace).await
 }
 
 /// Serves HTTPS clients of `listener` like [`serve`] does plain ones: same connection limit,
@@ -167,7 +166,7 @@ pub async fn serve_shared(
 /// is served when ALPN selects `h2`, HTTP/1.1 otherwise; requests see `ConnInfo { tls: true }`.
 /// Handshake outcomes are counted in `metrics` (usually [`crate::tls::CertStore::metrics`]).
 pub async fn serve_tls(
-    listener: TcpListener,
+    listener: impl Listen,
     proxy: Proxy,
     tls: Arc<ServerConfig>,
     metrics: TlsMetrics,
@@ -175,29 +174,7 @@ pub async fn serve_tls(
     grace: Duration,
 ) -> io::Result<()> {
     let handshake = TlsHandshake::new(tls, metrics, proxy.config().header_read_timeout);
-    let permits = own_limit(&proxy);
-    run(listener, permits, proxy, handshake, shutdown, grace).await
-}
-
-/// Serves HTTPS clients of `listener` on the calling task's runtime, like [`serve_tls`],
-/// alongside the other runtimes serving the same [`SharedListener`], within its share of the
-/// connection limit.
-pub async fn serve_tls_shared(
-    listener: ListenerPart,
-    proxy: Proxy,
-    tls: Arc<ServerConfig>,
-    metrics: TlsMetrics,
-    shutdown: impl Future<Output = ()>,
-    grace: Duration,
-) -> io::Result<()> {
-    let (socket, permits) = listener.register()?;
-    let handshake = TlsHandshake::new(tls, metrics, proxy.config().header_read_timeout);
-    run(socket, permits, proxy, handshake, shutdown, grace).await
-}
-
-/// The connection limit of a listener served by one runtime alone.
-fn own_limit(proxy: &Proxy) -> Arc<Semaphore> {
-    Arc::new(Semaphore::new(proxy.config().max_connections.max(1)))
+    run(listener, proxy, handshake, shutdown, grace).await
 }
 
 /// Turns an accepted TCP connection into the byte stream HTTP is served on.
@@ -233,15 +210,15 @@ impl Handshake for TlsHandshake {
 /// The accept loop shared by both listeners. The handshake runs in the connection's task, so
 /// a slow client never holds up accepting others.
 async fn run<H: Handshake>(
-    listener: TcpListener,
-    permits: Arc<Semaphore>,
+    listener: impl Listen,
     proxy: Proxy,
     handshake: H,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> io::Result<()> {
-    let local = listener.local_addr()?;
     let config = proxy.config().clone();
+    let (listener, permits) = listener.open(config.max_connections)?;
+    let local = listener.local_addr()?;
     let builder = Arc::new(builder(&config));
     let graceful = GracefulShutdown::new();
     let tunnels = Tunnels::default();

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dockhand_proxy::{
-    serve, serve_shared, BackendRegistry, Metrics, Proxy, ProxyConfig, RouteTable, SharedListener,
-    SharedTable, TableSpec,
+    serve, BackendRegistry, Metrics, Proxy, ProxyConfig, RouteTable, SharedListener, SharedTable,
+    TableSpec,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -77,7 +77,7 @@ impl ProxyBuilder {
                     .into_iter()
                     .map(|part| {
                         let (proxy, stopped) = (proxy.with_own_pools(), stopped.clone());
-                        let serve = serve_shared(part, proxy, until(stopped), self.grace);
+                        let serve = serve(part, proxy, until(stopped), self.grace);
                         std::thread::spawn(move || {
                             let runtime = tokio::runtime::Builder::new_current_thread()
                                 .enable_all()
