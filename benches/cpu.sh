@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # CPU per request: nginx, HAProxy and one or more dockhand executables, same backend, same run.
 #
-#   SECS=8 ROUNDS=3 CONNS=64 benches/cpu.sh [dockhand-executable...]   (default: the release build)
+#   SECS=8 ROUNDS=3 CONNS=64 TLS=0 benches/cpu.sh [dockhand-executable...]   (default: the release build)
 #
-# Each target gets an HTTP wrk run in interleaved rounds; the script reads /proc utime and stime
+# Each target gets an HTTP wrk run (HTTPS, TLS 1.3, with TLS=1) in interleaved rounds; the script reads /proc utime and stime
 # of the proxy, the backend container and wrk around the run, and the idle time of /proc/stat.
 # An executable may be a wrapper script that sets DOCKHAND_* variables, to compare settings
 # (e.g. DOCKHAND_WORKER_THREADS=2). Builds and imports the backend image like load.sh.
@@ -11,7 +11,7 @@
 # backend and wrk, and of idle CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${SECS:-8}; rounds=${ROUNDS:-3}; conns=${CONNS:-64}
+secs=${SECS:-8}; rounds=${ROUNDS:-3}; conns=${CONNS:-64}; tls=${TLS:-0}
 work=$(mktemp -d); name=dockhand-cpu-$$
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; docker rm -f $name >/dev/null 2>&1 || true; }
@@ -20,6 +20,7 @@ need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=n
 need nginx nginx-light
 need haproxy haproxy
 need wrk wrk
+need openssl openssl
 # shellcheck source=benches/common.sh
 source benches/common.sh
 build_release_and_backend_image
@@ -27,6 +28,16 @@ build_release_and_backend_image
 docker run -d --name $name -e VIRTUAL_HOST=bench.local --expose 80 --no-healthcheck dockhand-bench-backend:latest >/dev/null
 backend=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' $name)
 bpid=$(docker inspect -f '{{.State.Pid}}' $name)
+# wrk sends no SNI to an IP address: every proxy answers with its one (dockhand: default) certificate.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=bench.local \
+  -addext subjectAltName=DNS:bench.local -keyout $work/default.key -out $work/default.crt 2>/dev/null
+cat $work/default.crt $work/default.key > $work/default.pem
+scheme=http; ngx_ssl=""; ha_ssl=""; dport=18200
+if [ "$tls" = 1 ]; then
+  scheme=https; dport=18300
+  ngx_ssl="ssl; ssl_protocols TLSv1.3; ssl_certificate $work/default.crt; ssl_certificate_key $work/default.key"
+  ha_ssl="ssl crt $work/default.pem ssl-min-ver TLSv1.3"
+fi
 cat > $work/nginx.conf <<NGINX
 worker_processes 2;
 pid $work/nginx.pid;
@@ -36,7 +47,7 @@ http {
   access_log off;
 $(nginx_proxy_settings)
   upstream backend { server $backend:80; keepalive 64; }
-  server { listen 127.0.0.1:18081; location / { proxy_pass http://backend; } }
+  server { listen 127.0.0.1:18081 $ngx_ssl; location / { proxy_pass http://backend; } }
 }
 NGINX
 cat > $work/haproxy.cfg <<HAPROXY
@@ -49,7 +60,7 @@ defaults
   timeout server 60s
   option forwardfor
 frontend bench
-  bind 127.0.0.1:18082
+  bind 127.0.0.1:18082 $ha_ssl
 $(haproxy_proxy_settings)
   default_backend backend
 backend backend
@@ -58,18 +69,18 @@ backend backend
 HAPROXY
 nginx -c $work/nginx.conf -g 'daemon off;' & pids+=($!); ngpid=$!
 haproxy -f $work/haproxy.cfg 2>/dev/null & pids+=($!); hapid=$!
-declare -A url=([nginx]=http://127.0.0.1:18081/ [haproxy]=http://127.0.0.1:18082/)
+declare -A url=([nginx]=$scheme://127.0.0.1:18081/ [haproxy]=$scheme://127.0.0.1:18082/)
 declare -A ppids=([haproxy]=$hapid)
 sleep 0.5; ppids[nginx]="$(pgrep -P $ngpid | tr '\n' ' ')"
 i=0; names=(nginx haproxy)
 for b in "$@"; do
   i=$((i+1)); port=$((18200+i)); n=d$i
-  DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn ${DENV:-} $b --bind 127.0.0.1 --http-port $port --https-port $((18300+i)) --admin 127.0.0.1:$((18400+i)) \
+  DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn ${DENV:-} $b --bind 127.0.0.1 --https-method noredirect --http-port $port --https-port $((18300+i)) --admin 127.0.0.1:$((18400+i)) \
     --certs-dir $work --htpasswd-dir $work --acme-webroot $work >$work/$n.log 2>&1 & pids+=($!)
-  url[$n]=http://127.0.0.1:$port/; ppids[$n]=$!; names+=($n)
+  url[$n]=$scheme://127.0.0.1:$((dport+i))/; ppids[$n]=$!; names+=($n)
 done
 for n in "${names[@]}"; do
-  for _ in $(seq 100); do [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: bench.local' ${url[$n]})" = 200 ] && break; sleep 0.1; done
+  for _ in $(seq 100); do [ "$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: bench.local' ${url[$n]})" = 200 ] && break; sleep 0.1; done
 done
 ticks() { local t=0; for p in "$@"; do read -r u s < <(awk '{print $14, $15}' /proc/$p/stat); t=$((t+u+s)); done; echo $t; }
 ut() { local u=0 s=0; for p in "$@"; do read -r a b < <(awk '{print $14, $15}' /proc/$p/stat); u=$((u+a)); s=$((s+b)); done; echo "$u $s"; }

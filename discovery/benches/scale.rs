@@ -2,11 +2,13 @@
 //! `docker inspect` fixture `app-web-1.json`, each with its own name, ID, `VIRTUAL_HOST`
 //! (`app<i>.example.com`) and IP address.
 //!
-//! * `rebuild`: [`table::build_spec`] over every container, then [`RouteTable::build`] from
-//!   nothing: the initial sync (and the cost a change would have without table reuse).
-//! * `one_change`: one container's address changes, then [`table::build_spec`] and
-//!   [`RouteTable::rebuild`] from the served table, as the event loop does: only the changed
-//!   vhost is rebuilt, the others are shared.
+//! * `rebuild`: every container into a new [`SpecIndex`], then its spec through
+//!   [`RouteTable::build`] from nothing: the initial sync, as the event loop does it.
+//! * `one_change`: one container's address changes in a [`SpecIndex`], then
+//!   [`SpecIndex::take_changes`] and [`RouteTable::apply`] on the served table, as the event
+//!   loop does: only the changed vhost's spec and routes are rebuilt, the others are shared.
+//! * `one_change_full_pass`: the same change through [`table::build_spec`] over every container
+//!   and [`RouteTable::rebuild`] (which compares every vhost's spec), for comparison.
 //! * `parse_container`: [`contract::parse_container`] for one container (the fixture's shape).
 
 use std::hint::black_box;
@@ -15,9 +17,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use bollard::models::ContainerInspectResponse;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dockhand_discovery::contract::{self, container_address, parse_container, Reach};
-use dockhand_discovery::table::{self, RoutedContainer};
+use dockhand_discovery::table::{self, RoutedContainer, SpecIndex};
 use dockhand_proxy::spec::HttpsPolicy;
 use dockhand_proxy::{BackendRegistry, Metrics, RouteTable};
+
+/// The dockhand binary's allocator: glibc's malloc would dominate these figures otherwise.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Container counts measured.
 const SIZES: [usize; 2] = [1_000, 10_000];
@@ -97,13 +103,23 @@ fn rebuild(c: &mut Criterion) {
             let mut generation = 0;
             b.iter(|| {
                 generation += 1;
-                let spec = table::build_spec(black_box(all), None, &https);
-                RouteTable::build(&spec, generation, &metrics, &registry)
+                let mut index = SpecIndex::new(None, https.clone());
+                for routed in black_box(all) {
+                    index.upsert(&routed.routes.id, routed.clone());
+                }
+                index.take_changes();
+                RouteTable::build(&index.spec(), generation, &metrics, &registry)
             });
         });
     }
     group.finish();
 }
+
+/// Two addresses no synthetic container has (10.255.x.x is beyond 10,000).
+const MOVES: [Option<IpAddr>; 2] = [
+    Some(IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1))),
+    Some(IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2))),
+];
 
 fn one_change(c: &mut Criterion) {
     let (metrics, registry) = sinks();
@@ -111,20 +127,44 @@ fn one_change(c: &mut Criterion) {
     let mut group = c.benchmark_group("one_change");
     group.sample_size(20);
     for size in SIZES {
+        let containers = containers(size);
+        let mut index = SpecIndex::new(None, https.clone());
+        for routed in &containers {
+            index.upsert(&routed.routes.id, routed.clone());
+        }
+        index.take_changes();
+        let mut served = RouteTable::build(&index.spec(), 1, &metrics, &registry);
+        let mut changed = containers[size / 2].clone();
+        let mut generation = 1;
+        group.bench_function(BenchmarkId::from_parameter(size), |b| {
+            b.iter(|| {
+                generation += 1;
+                changed.address = MOVES[(generation % 2) as usize];
+                index.upsert(&changed.routes.id, changed.clone());
+                let changes = index.take_changes();
+                assert_eq!(changes.updates.len(), 1, "one vhost changes");
+                served = served.apply(&changes.updates, generation, &metrics, &registry);
+            });
+        });
+    }
+    group.finish();
+}
+
+fn one_change_full_pass(c: &mut Criterion) {
+    let (metrics, registry) = sinks();
+    let https = HttpsPolicy::default();
+    let mut group = c.benchmark_group("one_change_full_pass");
+    group.sample_size(20);
+    for size in SIZES {
         let mut containers = containers(size);
         let spec = table::build_spec(&containers, None, &https);
         let mut served = RouteTable::build(&spec, 1, &metrics, &registry);
-        // Two addresses no other synthetic container has (10.255.x.x is beyond 10,000).
-        let moves = [
-            Some(IpAddr::V4(Ipv4Addr::new(10, 255, 0, 1))),
-            Some(IpAddr::V4(Ipv4Addr::new(10, 255, 0, 2))),
-        ];
         let changed = size / 2;
         let mut generation = 1;
         group.bench_function(BenchmarkId::from_parameter(size), |b| {
             b.iter(|| {
                 generation += 1;
-                containers[changed].address = moves[(generation % 2) as usize];
+                containers[changed].address = MOVES[(generation % 2) as usize];
                 let spec = table::build_spec(black_box(&containers), None, &https);
                 served = served.rebuild(&spec, generation, &metrics, &registry);
             });
@@ -140,5 +180,5 @@ fn parse(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, rebuild, one_change, parse);
+criterion_group!(benches, rebuild, one_change, one_change_full_pass, parse);
 criterion_main!(benches);

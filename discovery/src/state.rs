@@ -11,27 +11,24 @@ use bollard::models::ContainerInspectResponse;
 use dockhand_proxy::spec::{HttpsPolicy, TableSpec};
 use tracing::{info, warn};
 
-use crate::contract::{self, ContainerRoutes, Reach};
-use crate::table::{self, RoutedContainer};
+use crate::contract::{self, Reach};
+use crate::table::{self, RoutedContainer, SpecIndex};
 use crate::{DiscoveryMetrics, TableSink};
 
-/// A routed container: its parsed settings and what address selection needs.
-struct Known {
-    routes: ContainerRoutes,
-    inspect: ContainerInspectResponse,
-}
-
 pub(crate) struct State {
-    containers: HashMap<String, Known>,
+    /// The `docker inspect` of every routed container, by ID: addresses are chosen from it
+    /// again when dockhand's own networks change.
+    inspects: HashMap<String, ContainerInspectResponse>,
+    /// Their routes, and the spec they make, kept up to date one container at a time.
+    index: SpecIndex,
     /// Running containers skipped for invalid settings (by ID), for the gauge.
     invalid: HashSet<String>,
     /// Containers told to stop (`kill` with their stop signal) that have not died yet: they stay
     /// out of rotation even if another event re-inspects them while they shut down.
     stopping: HashSet<String>,
     reach: Reach,
-    default_host: Option<String>,
-    https: HttpsPolicy,
-    published: Option<TableSpec>,
+    /// Whether a table was published yet: the first one is built whole, with `DEFAULT_HOST`.
+    published: bool,
     generation: u64,
     sink: TableSink,
     metrics: DiscoveryMetrics,
@@ -45,21 +42,40 @@ impl State {
         https: HttpsPolicy,
     ) -> Self {
         Self {
-            containers: HashMap::new(),
+            inspects: HashMap::new(),
+            index: SpecIndex::new(default_host.as_deref(), https),
             invalid: HashSet::new(),
             stopping: HashSet::new(),
             reach: Reach::AnyNetwork,
-            default_host,
-            https,
-            published: None,
+            published: false,
             generation: sink.table.load().generation(),
             sink,
             metrics,
         }
     }
 
+    /// Sets which networks dockhand reaches containers on, and chooses every known container's
+    /// address again.
     pub(crate) fn set_reach(&mut self, reach: Reach) {
         self.reach = reach;
+        for (id, inspect) in &self.inspects {
+            if let Some(known) = self.index.get(id) {
+                let routed = self.routed(known.routes.clone(), inspect);
+                self.index.upsert(id, routed);
+            }
+        }
+    }
+
+    fn routed(
+        &self,
+        routes: contract::ContainerRoutes,
+        inspect: &ContainerInspectResponse,
+    ) -> RoutedContainer {
+        RoutedContainer {
+            routes,
+            address: contract::container_address(inspect, &self.reach),
+            health: contract::health(inspect),
+        }
     }
 
     /// Records the current state of one container: routed, skipped, or gone.
@@ -72,7 +88,9 @@ impl State {
         match contract::parse_container(&inspect) {
             Ok(Some(routes)) => {
                 self.invalid.remove(&id);
-                self.containers.insert(id, Known { routes, inspect });
+                let routed = self.routed(routes, &inspect);
+                self.index.upsert(&id, routed);
+                self.inspects.insert(id, inspect);
             }
             Ok(None) => self.remove(&id),
             Err(error) => {
@@ -85,7 +103,8 @@ impl State {
     }
 
     pub(crate) fn remove(&mut self, id: &str) {
-        self.containers.remove(id);
+        self.inspects.remove(id);
+        self.index.remove(id);
         self.invalid.remove(id);
     }
 
@@ -102,7 +121,8 @@ impl State {
 
     /// Replaces everything with a full listing (initial sync and resyncs).
     pub(crate) fn replace_all(&mut self, running: Vec<ContainerInspectResponse>) {
-        self.containers.clear();
+        self.inspects.clear();
+        self.index.clear();
         self.invalid.clear();
         let alive: HashSet<&str> = running.iter().filter_map(|c| c.id.as_deref()).collect();
         self.stopping.retain(|id| alive.contains(id.as_str()));
@@ -111,58 +131,53 @@ impl State {
         }
     }
 
-    /// Builds the table spec and, when it differs from the served one, publishes a new table.
+    /// Rebuilds the vhosts of the containers that changed and, when any differs, publishes a new
+    /// table that shares every other vhost with the served one.
     ///
     /// Returns true when a new table was stored.
     pub(crate) fn publish(&mut self) -> bool {
         self.metrics
             .skipped_containers
             .set(self.invalid.len() as i64);
-        let routed: Vec<RoutedContainer> = self
-            .containers
-            .values()
-            .map(|k| RoutedContainer {
-                routes: k.routes.clone(),
-                address: contract::container_address(&k.inspect, &self.reach),
-                health: contract::health(&k.inspect),
-            })
-            .collect();
-        let spec = table::build_spec(&routed, self.default_host.as_deref(), &self.https);
-        if self.published.as_ref() == Some(&spec) {
+        let changes = self.index.take_changes();
+        if self.published && changes.is_empty() {
             return false;
         }
-        let empty = TableSpec::default();
-        for change in table::diff(self.published.as_ref().unwrap_or(&empty), &spec) {
+        let default_host = self.index.default_host().map(str::to_owned);
+        let before = TableSpec {
+            vhosts: changes.before.clone(),
+            default_host: default_host.clone().filter(|_| self.published),
+        };
+        let after = TableSpec {
+            vhosts: changes.after().cloned().collect(),
+            default_host,
+        };
+        for change in table::diff(&before, &after) {
             info!(target: "dockhand::routes", "{change}");
         }
         self.generation += 1;
         // Only this task stores tables, so the loaded one is the one being replaced.
-        let built = self.sink.table.load().rebuild(
-            &spec,
-            self.generation,
-            &self.sink.metrics,
-            &self.sink.backends,
-        );
+        let served = self.sink.table.load();
+        let (metrics, backends) = (&self.sink.metrics, &self.sink.backends);
+        let built = if self.published {
+            served.apply(&changes.updates, self.generation, metrics, backends)
+        } else {
+            served.rebuild(&self.index.spec(), self.generation, metrics, backends)
+        };
         self.sink.table.store(Arc::new(built));
         self.metrics.generation.set(self.generation as i64);
         self.metrics.swaps.inc();
-        self.published = Some(spec);
+        self.published = true;
         true
     }
 
     /// The container's configured stop signal (`STOPSIGNAL`), if it set one.
     pub(crate) fn stop_signal(&self, id: &str) -> Option<String> {
-        self.containers
-            .get(id)?
-            .inspect
-            .config
-            .as_ref()?
-            .stop_signal
-            .clone()
+        self.inspects.get(id)?.config.as_ref()?.stop_signal.clone()
     }
 
     pub(crate) fn container_count(&self) -> usize {
-        self.containers.len()
+        self.index.len()
     }
 }
 

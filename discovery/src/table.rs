@@ -14,6 +14,7 @@
 //! first, so theirs win there too), then by container name, then by ID.
 
 mod diff;
+mod index;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +24,7 @@ use dockhand_proxy::spec::{BackendSpec, Health, HttpsPolicy, PathSpec, TableSpec
 use crate::contract::{ContainerRoutes, Hsts, NonGetRedirect, PathRoute};
 
 pub use diff::{diff, RouteChange};
+pub use index::{SpecChanges, SpecIndex};
 
 /// A container to route: its parsed settings and the address dockhand reaches it on.
 #[derive(Clone, Debug, PartialEq, Eq)]

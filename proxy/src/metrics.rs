@@ -5,8 +5,8 @@
 
 mod ejected;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use http::{Method, StatusCode};
@@ -172,34 +172,58 @@ impl Metrics {
     /// Publishes the vhosts of a new table with their reachable backend counts, and returns their
     /// handles in the same order. Every series of a vhost that disappeared is removed.
     pub(crate) fn publish(&self, vhosts: &[(&str, usize)]) -> Vec<Arc<VhostMetrics>> {
+        let keep: HashSet<&str> = vhosts.iter().map(|&(name, _)| name).collect();
+        let gone: Vec<String> = self
+            .cache()
+            .keys()
+            .filter(|name| !keep.contains(name.as_str()))
+            .cloned()
+            .collect();
+        let gone: Vec<&str> = gone.iter().map(String::as_str).collect();
+        self.update(vhosts, &gone)
+    }
+
+    /// Publishes the changed vhosts of a new table with their reachable backend counts and
+    /// returns their handles in the same order; removes every series of the `removed` ones.
+    /// Other vhosts keep their handles and series untouched.
+    pub(crate) fn update(
+        &self,
+        changed: &[(&str, usize)],
+        removed: &[&str],
+    ) -> Vec<Arc<VhostMetrics>> {
         let families = &self.inner.families;
-        // A panic elsewhere while holding the lock leaves a map that is still consistent.
-        let mut cache = self
-            .inner
-            .vhosts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        let mut next = HashMap::with_capacity(vhosts.len());
-        let handles = vhosts
+        let mut cache = self.cache();
+        for name in removed {
+            if let Some(gone) = cache.remove(*name) {
+                // The label may be absent if it was never set; nothing to undo then.
+                let _ = families.backends.remove_label_values(&[name]);
+                gone.remove_series();
+            }
+        }
+        changed
             .iter()
             .map(|&(name, reachable)| {
-                let handle = cache
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(VhostMetrics::new(families, name)));
+                let handle = match cache.get(name) {
+                    Some(handle) => handle.clone(),
+                    None => {
+                        let handle = Arc::new(VhostMetrics::new(families, name));
+                        cache.insert(name.to_owned(), handle.clone());
+                        handle
+                    }
+                };
                 let count = i64::try_from(reachable).unwrap_or(i64::MAX);
                 families.backends.with_label_values(&[name]).set(count);
-                next.insert(name.to_owned(), handle.clone());
                 handle
             })
-            .collect();
-        for (name, gone) in cache.iter().filter(|(name, _)| !next.contains_key(*name)) {
-            // The label may be absent if it was never set; nothing to undo then.
-            let _ = families.backends.remove_label_values(&[name]);
-            gone.remove_series();
-        }
-        *cache = next;
-        handles
+            .collect()
+    }
+
+    fn cache(&self) -> MutexGuard<'_, HashMap<String, Arc<VhostMetrics>>> {
+        // A panic elsewhere while holding the lock leaves a map that is still consistent.
+        self.inner
+            .vhosts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 

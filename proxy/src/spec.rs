@@ -16,6 +16,25 @@ pub struct TableSpec {
     pub default_host: Option<String>,
 }
 
+/// A change to one vhost of a served table, for [`crate::RouteTable::apply`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VhostUpdate {
+    /// Serve this vhost: add it, or replace the one of the same name.
+    Set(VhostSpec),
+    /// Stop serving the vhost of this name.
+    Remove(String),
+}
+
+impl VhostUpdate {
+    /// The name of the vhost it changes.
+    pub fn host(&self) -> &str {
+        match self {
+            VhostUpdate::Set(spec) => &spec.host,
+            VhostUpdate::Remove(host) => host,
+        }
+    }
+}
+
 /// One virtual host and its paths.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VhostSpec {

@@ -4,9 +4,11 @@
 //! [`SharedTable`]; requests `load()` it once. Counters that must survive a swap (in-flight
 //! requests for `least_conn`, passive health) live in the [`BackendRegistry`], keyed by address.
 //!
-//! A table is built from the one it replaces ([`RouteTable::rebuild`]): vhosts whose spec did
-//! not change are shared as they are, so one container event costs work for its own vhosts only
-//! (plus a pass over the sorted names), and an unrelated change never resets another vhost's
+//! A table is built from the one it replaces: from a whole spec ([`RouteTable::rebuild`], which
+//! compares every vhost's spec) or from the vhosts that changed ([`RouteTable::apply`], which
+//! discovery uses after its first table). Either way vhosts that did not change are shared as
+//! they are, so one container event costs work for its own vhosts only (plus one pass that copies
+//! pointers into the new snapshot), and an unrelated change never resets another vhost's
 //! round-robin position.
 
 use std::collections::HashSet;
@@ -26,6 +28,7 @@ use crate::path::{PathMatcher, PathPattern};
 use crate::policy::auth::AuthFiles;
 use crate::spec::{
     Balance, Health, HttpsPolicy, Keepalive, NetworkAccess, PathSpec, Proto, TableSpec, VhostSpec,
+    VhostUpdate,
 };
 
 /// The table as the data plane shares it: swapped whole by discovery, loaded once per request.
@@ -95,7 +98,7 @@ impl Drop for InFlight {
 /// Backend state by address, kept across table swaps.
 #[derive(Debug, Default)]
 pub struct BackendRegistry {
-    states: DashMap<SocketAddr, Arc<BackendState>>,
+    states: DashMap<SocketAddr, Arc<BackendState>, foldhash::fast::RandomState>,
 }
 
 impl BackendRegistry {
@@ -112,7 +115,7 @@ impl BackendRegistry {
     /// Drops the state of addresses that `table` does not route to. Tables still in use keep
     /// their own `Arc`s, so requests in flight are unaffected.
     pub fn retain(&self, table: &RouteTable) {
-        let live: HashSet<SocketAddr> = table.targets().map(|t| t.addr).collect();
+        let live: foldhash::HashSet<SocketAddr> = table.targets().map(|t| t.addr).collect();
         self.states.retain(|addr, _| live.contains(addr));
     }
 
@@ -267,6 +270,8 @@ impl RouteTable {
     /// A vhost whose spec is unchanged is shared with this table; a changed one keeps each
     /// location's round-robin position. Never fails: discovery validates the spec, and a pattern
     /// that still does not parse is logged and skipped rather than taking every other site down.
+    /// Compares every vhost's spec: when the caller knows what changed, [`RouteTable::apply`]
+    /// does less.
     pub fn rebuild(
         &self,
         spec: &TableSpec,
@@ -283,28 +288,59 @@ impl RouteTable {
             .collect();
         let counts: Vec<(&str, usize)> = parts.iter().map(Part::count).collect();
         let handles = metrics.publish(&counts);
-        let mut hosts = HostMatcher::new();
-        let mut vhosts = Vec::with_capacity(parts.len());
-        for (part, metrics) in parts.into_iter().zip(handles) {
-            let vhost = part.finish(metrics);
-            hosts.insert(vhost.pattern.clone(), vhost.clone());
-            vhosts.push(vhost);
+        let vhosts = parts
+            .into_iter()
+            .zip(handles)
+            .map(|(part, metrics)| part.finish(metrics))
+            .collect();
+        assemble(vhosts, spec.default_host.clone(), generation, registry)
+    }
+
+    /// Builds the table that replaces this one with `updates` applied (the first update of a
+    /// name wins), like [`RouteTable::rebuild`] does for a whole spec: every other vhost, its
+    /// metric handles and its series are shared untouched, and no other spec is compared. The
+    /// rest is one pass that copies pointers: the vhost list, the host index and the registry.
+    /// `DEFAULT_HOST` stays this table's.
+    pub fn apply(
+        &self,
+        updates: &[VhostUpdate],
+        generation: u64,
+        metrics: &Metrics,
+        registry: &BackendRegistry,
+    ) -> RouteTable {
+        let mut updates: Vec<&VhostUpdate> = updates.iter().collect();
+        updates.sort_by(|a, b| a.host().cmp(b.host()));
+        updates.dedup_by(|a, b| a.host() == b.host());
+        let parts: Vec<(&str, Option<Part<'_>>)> = updates
+            .iter()
+            .map(|update| match update {
+                VhostUpdate::Set(spec) => (update.host(), self.part(spec, registry)),
+                VhostUpdate::Remove(host) => (host.as_str(), None),
+            })
+            .collect();
+        let counts: Vec<(&str, usize)> = parts
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().map(Part::count))
+            .collect();
+        let removed: Vec<&str> = parts
+            .iter()
+            .filter(|(host, part)| part.is_none() && self.named(host).is_some())
+            .map(|&(host, _)| host)
+            .collect();
+        // One handle per part, in order.
+        let mut handles = metrics.update(&counts, &removed).into_iter();
+        let mut vhosts = Vec::with_capacity(self.vhosts.len() + parts.len());
+        let mut old = self.vhosts.iter().peekable();
+        for (host, part) in parts {
+            while let Some(kept) = old.next_if(|v| v.host.as_str() < host) {
+                vhosts.push(kept.clone());
+            }
+            // The vhost of this name, if any, is replaced or removed.
+            old.next_if(|v| v.host == host);
+            vhosts.extend(part.and_then(|p| handles.next().map(|m| p.finish(m))));
         }
-        let default_vhost = spec.default_host.as_ref().and_then(|name| {
-            vhosts
-                .iter()
-                .find(|v| v.host.eq_ignore_ascii_case(name))
-                .cloned()
-        });
-        let table = RouteTable {
-            generation,
-            default_host: spec.default_host.clone(),
-            vhosts,
-            hosts,
-            default_vhost,
-        };
-        registry.retain(&table);
-        table
+        vhosts.extend(old.cloned());
+        assemble(vhosts, self.default_host.clone(), generation, registry)
     }
 
     /// The vhost of this table named exactly `host` (vhosts are sorted by name).
@@ -386,6 +422,35 @@ impl RouteTable {
             .flat_map(|v| v.routes.iter())
             .flat_map(|r| r.targets.iter())
     }
+}
+
+/// The table of `vhosts` (sorted by name, each name once): its host index and `DEFAULT_HOST`
+/// vhost, after which the registry keeps the backends it routes to only.
+fn assemble(
+    vhosts: Vec<Arc<Vhost>>,
+    default_host: Option<String>,
+    generation: u64,
+    registry: &BackendRegistry,
+) -> RouteTable {
+    let mut hosts = HostMatcher::with_capacity(vhosts.len());
+    for vhost in &vhosts {
+        hosts.insert(vhost.pattern.clone(), vhost.clone());
+    }
+    let default_vhost = default_host.as_ref().and_then(|name| {
+        vhosts
+            .iter()
+            .find(|v| v.host.eq_ignore_ascii_case(name))
+            .cloned()
+    });
+    let table = RouteTable {
+        generation,
+        default_host,
+        vhosts,
+        hosts,
+        default_vhost,
+    };
+    registry.retain(&table);
+    table
 }
 
 /// A vhost of the table being built: shared with the previous table, or built anew.

@@ -267,3 +267,82 @@ fn a_rebuild_shares_unchanged_vhosts_and_keeps_round_robin_positions() {
     );
     assert_eq!(registry.len(), 3, "a2's state is dropped with it");
 }
+
+#[test]
+fn apply_gives_the_table_a_rebuild_would_and_touches_only_the_updated_vhosts() {
+    let prom = prometheus::Registry::new();
+    let metrics = Metrics::new(&prom).unwrap();
+    let registry = BackendRegistry::new();
+    let mut spec = sample();
+    spec.default_host = Some("new.tld".into());
+    let first = RouteTable::build(&spec, 1, &metrics, &registry);
+    assert!(first.vhost("unknown.tld").is_none(), "no new.tld yet");
+
+    let new = vhost(
+        "new.tld",
+        vec![path("/", vec![backend("n1", Some("10.0.0.7:80"))])],
+    );
+    let updates = [
+        VhostUpdate::Set(new.clone()),
+        VhostUpdate::Remove("a.tld".into()),
+        VhostUpdate::Remove("absent.tld".into()),
+        // Shadowed by the first update of the same name.
+        VhostUpdate::Remove("new.tld".into()),
+    ];
+    let applied = first.apply(&updates, 2, &metrics, &registry);
+
+    let mut expected = spec.clone();
+    expected.vhosts.retain(|v| v.host != "a.tld");
+    expected.vhosts.push(new);
+    let rebuilt = first.rebuild(&expected, 2, &metrics, &BackendRegistry::new());
+    assert_eq!(
+        serde_json::to_value(&applied).unwrap(),
+        serde_json::to_value(&rebuilt).unwrap()
+    );
+    assert_eq!(
+        applied.vhost("unknown.tld").unwrap().host,
+        "new.tld",
+        "DEFAULT_HOST kept"
+    );
+    assert!(applied.named("a.tld").is_none());
+    assert!(Arc::ptr_eq(
+        first.vhost("x.b.tld").unwrap(),
+        applied.vhost("x.b.tld").unwrap()
+    ));
+    assert_eq!(registry.len(), 3, "a1's state went with a.tld; n1's came");
+
+    let text = {
+        use prometheus::Encoder;
+        let mut out = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&prom.gather(), &mut out)
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert!(
+        text.contains(r#"dockhand_backends{vhost="new.tld"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"dockhand_backends{vhost="*.b.tld"} 2"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains(r#"vhost="a.tld""#),
+        "a.tld's series are gone: {text}"
+    );
+}
+
+#[test]
+fn apply_skips_an_update_whose_host_does_not_parse_and_drops_the_old_vhost_of_that_name() {
+    let (first, registry, prom) = build(&sample());
+    let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+    drop(prom);
+    let bad = vhost("bad host", vec![path("/", vec![])]);
+    let applied = first.apply(&[VhostUpdate::Set(bad)], 8, &metrics, &registry);
+    assert_eq!(applied.vhosts.len(), first.vhosts.len());
+    assert!(
+        applied.vhosts.windows(2).all(|w| w[0].host < w[1].host),
+        "still sorted"
+    );
+}
