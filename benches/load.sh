@@ -171,9 +171,14 @@ PY
 stamp=$(date +%Y%m%d-%H%M%S)
 results="$out/load-$stamp.tsv"
 echo -e "round\tproto\ttarget\tconnections\trps\tp50_ms\tp99_ms" > "$results"
+proxies=(nginx haproxy dockhand)
 for round in $(seq "$rounds"); do
+  # The proxies' order rotates each round: this VM's speed drifts within a round, and a fixed
+  # order would hand the same proxy the same slot every time.
+  turn=$(( (round - 1) % ${#proxies[@]} ))
+  order=("${proxies[@]:turn}" "${proxies[@]:0:turn}")
   for conns in 64 1; do
-    for key in http/direct http/nginx http/haproxy http/dockhand https/nginx https/haproxy https/dockhand; do
+    for key in http/direct "${order[@]/#/http/}" "${order[@]/#/https/}"; do
       read -r rps p50 p99 < <(run "$key" "$conns")
       echo -e "$round\t${key%/*}\t${key#*/}\t$conns\t$rps\t$p50\t$p99" | tee -a "$results" >&2
     done

@@ -119,13 +119,19 @@ impl State {
         self.stopping.remove(id);
     }
 
-    /// Replaces everything with a full listing (initial sync and resyncs).
+    /// Replaces everything with a full listing (initial sync and resyncs). Containers that did
+    /// not change leave their vhosts alone, so a resync that finds nothing new rebuilds nothing.
     pub(crate) fn replace_all(&mut self, running: Vec<ContainerInspectResponse>) {
-        self.inspects.clear();
-        self.index.clear();
         self.invalid.clear();
         let alive: HashSet<&str> = running.iter().filter_map(|c| c.id.as_deref()).collect();
         self.stopping.retain(|id| alive.contains(id.as_str()));
+        let gone: Vec<String> = (self.inspects.keys())
+            .filter(|id| !alive.contains(id.as_str()))
+            .cloned()
+            .collect();
+        for id in gone {
+            self.remove(&id);
+        }
         for inspect in running {
             self.upsert(inspect);
         }
