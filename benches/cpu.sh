@@ -88,7 +88,7 @@ idle() { awk '/^cpu /{print $5}' /proc/stat; }
 for r in $(seq $rounds); do
   for n in "${names[@]}"; do
     read -r pu0 ps0 < <(ut ${ppids[$n]}); read -r bu0 bs0 < <(ut $bpid); i0=$(idle)
-    wrk -t2 -c $conns -d ${secs}s --latency -H 'Host: bench.local' ${url[$n]} > $work/wrk.txt &
+    wrk -t$(( conns < 2 ? 1 : 2 )) -c $conns -d ${secs}s --latency -H 'Host: bench.local' ${url[$n]} > $work/wrk.txt &
     wpid=$!; sleep 0.2; read -r wu0 ws0 < <(ut $wpid)
     sleep $((secs-1)); read -r wu1 ws1 < <(ut $wpid); wait $wpid
     read -r pu1 ps1 < <(ut ${ppids[$n]}); read -r bu1 bs1 < <(ut $bpid); i1=$(idle)
