@@ -96,14 +96,6 @@ impl SpecIndex {
         }
     }
 
-    /// Forgets every container.
-    pub fn clear(&mut self) {
-        let ids: Vec<String> = self.containers.keys().cloned().collect();
-        for id in ids {
-            self.remove(&id);
-        }
-    }
-
     /// The known container `id`.
     pub fn get(&self, id: &str) -> Option<&RoutedContainer> {
         self.containers.get(id)
@@ -268,6 +260,12 @@ mod tests {
             assert_matches_full_build(&index, Some("b.test"));
         }
         assert_eq!(index.default_host(), Some("b.test"));
+
+        index.remove("id4");
+        let changes = index.take_changes();
+        assert_eq!(changes.updates, [VhostUpdate::Remove("d.test".to_owned())]);
+        assert!(index.is_empty());
+        assert!(index.spec().vhosts.is_empty());
     }
 
     #[test]
@@ -332,18 +330,5 @@ mod tests {
         let removed = index.take_changes();
         assert_eq!(removed.updates, [VhostUpdate::Remove("a.test".to_owned())]);
         assert_eq!(removed.after().count(), 0);
-    }
-
-    #[test]
-    fn clear_removes_every_vhost() {
-        let mut index = SpecIndex::new(None, HttpsPolicy::default());
-        let (id, routed) = container(1, &["a.test", "b.test"]);
-        index.upsert(&id, routed);
-        index.take_changes();
-        index.clear();
-        let changes = index.take_changes();
-        assert_eq!(changes.updates.len(), 2);
-        assert!(index.is_empty());
-        assert_eq!(index.spec(), TableSpec::default());
     }
 }
