@@ -4,6 +4,19 @@
 # Where `cargo build --release` puts the binaries (the workspace builds for an explicit target).
 bin=target/x86_64-unknown-linux-gnu/release
 
+# Installs the Debian package `$2` when command `$1` is missing.
+need() {
+  command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }
+}
+
+# The peers and tools the comparison benches run: nginx, HAProxy, wrk and openssl.
+need_peers() {
+  need nginx nginx-light
+  need haproxy haproxy
+  need wrk wrk
+  need openssl openssl
+}
+
 # Builds dockhand and the echo-backend in release mode, and imports the echo-backend as the image
 # `dockhand-bench-backend:latest` (a static binary in an empty image; no registry needed).
 # Needs `$work`, a scratch folder the caller removes.

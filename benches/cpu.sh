@@ -16,13 +16,9 @@ work=$(mktemp -d); name=dockhand-cpu-$$
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; docker rm -f $name >/dev/null 2>&1 || true; }
 trap 'cleanup; rm -rf "$work"' EXIT
-need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
-need nginx nginx-light
-need haproxy haproxy
-need wrk wrk
-need openssl openssl
 # shellcheck source=benches/common.sh
 source benches/common.sh
+need_peers
 build_release_and_backend_image
 [ $# -gt 0 ] || set -- "$bin/dockhand"
 docker run -d --name $name -e VIRTUAL_HOST=bench.local --expose 80 --no-healthcheck dockhand-bench-backend:latest >/dev/null

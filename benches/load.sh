@@ -33,14 +33,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
-need nginx nginx-light
-need haproxy haproxy
-need wrk wrk
-need openssl openssl
-
 # shellcheck source=benches/common.sh
 source benches/common.sh
+need_peers
 raise_nofile
 (( $(ulimit -n) >= held_conns + 1000 )) || { echo "open-files limit $(ulimit -n) is too low for $held_conns connections" >&2; exit 1; }
 # Checked first: a missing chart should not be found out after minutes of measuring.

@@ -40,12 +40,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
-need wrk wrk
-need nginx nginx-light
-
 # shellcheck source=benches/common.sh
 source benches/common.sh
+need wrk wrk
+need nginx nginx-light
 raise_nofile
 build_release_and_backend_image
 
