@@ -150,13 +150,13 @@ impl State {
             return false;
         }
         let default_host = self.index.default_host().map(str::to_owned);
-        let before = TableSpec {
-            vhosts: changes.before.clone(),
-            default_host: default_host.clone().filter(|_| self.published),
-        };
         let after = TableSpec {
             vhosts: changes.after().cloned().collect(),
-            default_host,
+            default_host: default_host.clone(),
+        };
+        let before = TableSpec {
+            vhosts: changes.before,
+            default_host: default_host.filter(|_| self.published),
         };
         for change in table::diff(&before, &after) {
             info!(target: "dockhand::routes", "{change}");
