@@ -57,6 +57,17 @@ def memory_table(mem):
               f"| {(held - idle) / wanted:.1f} | {closed / 1024:.1f} | {int(r['held_open']):,} |")
 
 
+def round_ratios(rows, proto, other):
+    """dockhand's req/s over `other`'s at 64 connections, round by round: paired within a round,
+    so that the VM's drift between rounds cancels out."""
+    by_round = {}
+    for r in rows:
+        if r["proto"] == proto and r["connections"] == "64":
+            by_round.setdefault(r["round"], {})[r["target"]] = float(r["rps"])
+    return [runs["dockhand"] / runs[other] for _, runs in sorted(by_round.items())
+            if "dockhand" in runs and other in runs]
+
+
 def ratios(rows, mem):
     print()
     for proto in ("http", "https"):
@@ -67,7 +78,8 @@ def ratios(rows, mem):
             rps = median(rows, proto, other, "64", "rps")
             p99 = median(rows, proto, other, "64", "p99_ms")
             p99_1 = median(rows, proto, other, "1", "p99_ms")
-            parts.append(f"{d['rps'] / rps:.2f}x {LABELS[other]}'s req/s, "
+            rounds = ", ".join(f"{x:.2f}" for x in round_ratios(rows, proto, other))
+            parts.append(f"{d['rps'] / rps:.2f}x {LABELS[other]}'s req/s (by round: {rounds}), "
                          f"p99 {d['p99_ms']:.2f} vs {p99:.2f} ms "
                          f"(1 conn: {d1:.3f} vs {p99_1:.3f} ms)")
         print(f"{TITLES[proto]}, dockhand at 64 connections: " + "; ".join(parts))
