@@ -85,9 +85,9 @@ nginx_proxy_settings() {
 NGINX
 }
 
-# The same headers for an HAProxy frontend (with `option forwardfor`, which appends
-# X-Forwarded-For), for plain and TLS binds.
-haproxy_proxy_settings() {
+# The end of an HAProxy frontend (with `option forwardfor`, which appends X-Forwarded-For), for
+# plain and TLS binds: the same headers, then its backend, `$1` (ip:port), with connection reuse.
+haproxy_proxy_to() {
   cat <<'HAPROXY'
   # The headers nginx-proxy sets (option forwardfor appends X-Forwarded-For).
   http-request set-header Host %[req.hdr(host),field(1,:)]:%[dst_port]
@@ -100,5 +100,11 @@ haproxy_proxy_settings() {
   http-request set-header X-Forwarded-Ssl off unless { ssl_fc }
   http-request set-header X-Original-URI %[url]
   http-request del-header Proxy
+HAPROXY
+  cat <<HAPROXY
+  default_backend backend
+backend backend
+  http-reuse always
+  server b1 $1
 HAPROXY
 }

@@ -57,11 +57,7 @@ defaults
   option forwardfor
 frontend bench
   bind 127.0.0.1:18082 $ha_ssl
-$(haproxy_proxy_settings)
-  default_backend backend
-backend backend
-  http-reuse always
-  server b1 $backend:80
+$(haproxy_proxy_to "$backend:80")
 HAPROXY
 nginx -c $work/nginx.conf -g 'daemon off;' & pids+=($!); ngpid=$!
 haproxy -f $work/haproxy.cfg 2>/dev/null & pids+=($!); hapid=$!

@@ -96,11 +96,7 @@ defaults
 frontend bench
   bind 127.0.0.1:18082
   bind 127.0.0.1:18445 ssl crt $work/bench.local.pem ssl-min-ver TLSv1.3
-$(haproxy_proxy_settings)
-  default_backend backend
-backend backend
-  http-reuse always
-  server b1 $backend:80
+$(haproxy_proxy_to "$backend:80")
 HAPROXY
 
 nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
