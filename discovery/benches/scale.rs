@@ -80,6 +80,16 @@ fn containers(size: usize) -> Vec<RoutedContainer> {
     (0..size).map(|i| routed(&synthetic(&base, i))).collect()
 }
 
+/// `containers` in a new index, as the initial sync puts them, changes taken.
+fn indexed(containers: &[RoutedContainer], https: &HttpsPolicy) -> SpecIndex {
+    let mut index = SpecIndex::new(None, https.clone());
+    for routed in containers {
+        index.upsert(&routed.routes.id, routed.clone());
+    }
+    index.take_changes();
+    index
+}
+
 /// What a table build publishes into: fresh metrics and backend registry.
 fn sinks() -> (Metrics, BackendRegistry) {
     let metrics = Metrics::new(&prometheus::Registry::new()).expect("a fresh registry is empty");
@@ -103,11 +113,7 @@ fn rebuild(c: &mut Criterion) {
             let mut generation = 0;
             b.iter(|| {
                 generation += 1;
-                let mut index = SpecIndex::new(None, https.clone());
-                for routed in black_box(all) {
-                    index.upsert(&routed.routes.id, routed.clone());
-                }
-                index.take_changes();
+                let index = indexed(black_box(all), &https);
                 RouteTable::build(&index.spec(), generation, &metrics, &registry)
             });
         });
@@ -128,11 +134,7 @@ fn one_change(c: &mut Criterion) {
     group.sample_size(20);
     for size in SIZES {
         let containers = containers(size);
-        let mut index = SpecIndex::new(None, https.clone());
-        for routed in &containers {
-            index.upsert(&routed.routes.id, routed.clone());
-        }
-        index.take_changes();
+        let mut index = indexed(&containers, &https);
         let mut served = RouteTable::build(&index.spec(), 1, &metrics, &registry);
         let mut changed = containers[size / 2].clone();
         let mut generation = 1;
