@@ -101,11 +101,6 @@ impl SpecIndex {
         self.containers.get(id)
     }
 
-    /// The IDs of every known container.
-    pub fn ids(&self) -> impl Iterator<Item = &str> {
-        self.containers.keys().map(String::as_str)
-    }
-
     /// Number of known containers.
     pub fn len(&self) -> usize {
         self.containers.len()
@@ -229,8 +224,11 @@ mod tests {
 
     /// The index's spec must equal a from-scratch build over the same containers.
     fn assert_matches_full_build(index: &SpecIndex, default_host: Option<&str>) {
-        let all: Vec<&RoutedContainer> = index.ids().filter_map(|id| index.get(id)).collect();
-        let full = build_spec(all, default_host, &HttpsPolicy::default());
+        let full = build_spec(
+            index.containers.values(),
+            default_host,
+            &HttpsPolicy::default(),
+        );
         assert_eq!(index.spec(), full);
     }
 
