@@ -11,6 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::access::Completion;
+use crate::upstream::Lease;
 
 /// Boxed error of the proxy's bodies (only built when a body actually fails).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -153,7 +154,9 @@ pub struct ProxyBody {
 }
 
 enum Inner {
-    Upstream(Incoming),
+    /// The backend's body, and for HTTP/1.1 the connection it arrives on: polling the body
+    /// drives the connection, which goes back to its pool once the body has been read.
+    Upstream(Incoming, Option<Lease>),
     Full(Option<Bytes>),
 }
 
@@ -166,10 +169,10 @@ impl std::fmt::Debug for ProxyBody {
 }
 
 impl ProxyBody {
-    /// Streams a backend response body.
-    pub(crate) fn upstream(body: Incoming) -> ProxyBody {
+    /// Streams a backend response body, driving `lease`'s connection while it does.
+    pub(crate) fn upstream(body: Incoming, lease: Option<Lease>) -> ProxyBody {
         ProxyBody {
-            inner: Inner::Upstream(body),
+            inner: Inner::Upstream(body, lease),
             bytes: 0,
             done: None,
         }
@@ -194,6 +197,18 @@ impl ProxyBody {
             done.finish(self.bytes);
         }
     }
+
+    /// Frees the backend connection: back to its pool when the body was read to its end
+    /// (`ended`, or known from its length), closed otherwise (client gone, body failed).
+    fn release(&mut self, ended: bool) {
+        if let Inner::Upstream(body, lease) = &mut self.inner {
+            if let Some(lease) = lease.take() {
+                if ended || body.is_end_stream() {
+                    lease.release();
+                }
+            }
+        }
+    }
 }
 
 impl Body for ProxyBody {
@@ -206,7 +221,12 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = match &mut this.inner {
-            Inner::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+            Inner::Upstream(body, lease) => {
+                if let Some(lease) = lease {
+                    lease.drive(cx);
+                }
+                Pin::new(body).poll_frame(cx).map_err(BoxError::from)
+            }
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         };
         match &polled {
@@ -214,8 +234,15 @@ impl Body for ProxyBody {
                 if let Some(data) = frame.data_ref() {
                     this.bytes += data.len() as u64;
                 }
+                // The last frame: the connection can serve another request right away.
+                if this.is_end_stream() {
+                    this.release(true);
+                }
             }
-            Poll::Ready(None) => this.finish(),
+            Poll::Ready(None) => {
+                this.release(true);
+                this.finish();
+            }
             Poll::Ready(Some(Err(_))) | Poll::Pending => {}
         }
         polled
@@ -223,14 +250,14 @@ impl Body for ProxyBody {
 
     fn is_end_stream(&self) -> bool {
         match &self.inner {
-            Inner::Upstream(body) => body.is_end_stream(),
+            Inner::Upstream(body, _) => body.is_end_stream(),
             Inner::Full(bytes) => bytes.is_none(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
-            Inner::Upstream(body) => body.size_hint(),
+            Inner::Upstream(body, _) => body.size_hint(),
             Inner::Full(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
@@ -240,6 +267,7 @@ impl Body for ProxyBody {
 
 impl Drop for ProxyBody {
     fn drop(&mut self) {
+        self.release(false);
         self.finish();
     }
 }

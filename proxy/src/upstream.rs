@@ -1,25 +1,34 @@
-//! Pooled keep-alive clients to the backends: plain HTTP/1.1, HTTPS without verification or SNI
-//! (as nginx's `proxy_pass https://`), and HTTP/2 with prior knowledge (h2c, gRPC).
+//! Keep-alive connections to the backends: HTTP/1.1, plain or over TLS without verification or
+//! SNI (as nginx's `proxy_pass https://`), and HTTP/2 with prior knowledge (h2c, gRPC).
 //!
-//! hyper-util's legacy `Client` provides the pool (idle timeout, per-host idle limit, readiness
-//! checks, h2 multiplexing, upgrades). Its one gap for a proxy, giving the request back after a
-//! connect failure so that the next backend can be tried, is covered by [`crate::body`]: a
-//! connect error means no connection ever carried the request, so the body is still unpolled in
-//! its slot and can be reclaimed without buffering anything.
+//! HTTP/1.1 goes through dockhand's own [`pool::Pool`] of hyper client connections, each driven
+//! by the task of the request using it ([`conn`]): one task per client connection, none per
+//! backend connection. h2c multiplexes many requests on one connection, which therefore needs
+//! a task of its own; hyper-util's legacy `Client` provides it, and its pool.
+//!
+//! A connect failure means no connection ever carried the request, so its body is untouched
+//! and the next backend can be tried (see [`crate::body`]).
 
+mod conn;
+mod pool;
 mod tls;
 
 use std::error::Error as _;
 use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
-use http::Request;
-use hyper_rustls::HttpsConnector;
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::{Client, Error, ResponseFuture};
+use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use tokio_rustls::TlsConnector;
 
+use self::conn::{Conn, Failed, Key};
+use self::pool::Pool;
 use crate::body::UpstreamBody;
 use crate::error::ErrorKind;
 use crate::spec::{Keepalive, Proto};
@@ -32,137 +41,208 @@ pub(crate) struct PoolSettings {
     pub(crate) max_idle_per_host: usize,
 }
 
-/// The upstream clients, one pool per protocol and idle limit.
+/// The connections of one data-plane runtime to every backend.
 pub(crate) struct Upstream {
     settings: PoolSettings,
-    http: Pool,
-    https: Pool,
-    h2c: Pool,
-    /// Pools for routes with a `keepalive` label (`Max(n)`, or `Disabled` as 0), made on first
-    /// use: labels are few.
-    custom: DashMap<(Proto, usize), Pool>,
+    pool: Arc<Pool>,
+    tls: TlsConnector,
+    /// h2c clients by idle limit (`keepalive` label), made on first use: limits are few.
+    h2c: DashMap<usize, Client<HttpConnector, UpstreamBody>>,
 }
 
-#[derive(Clone)]
-enum Pool {
-    Plain(Client<HttpConnector, UpstreamBody>),
-    Tls(Client<HttpsConnector<HttpConnector>, UpstreamBody>),
+/// Why a request got no response head from its backend.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// No connection: refused, timed out, unreachable, or the TLS handshake failed.
+    Connect(io::Error),
+    /// The HTTP/1.1 exchange failed.
+    Exchange(hyper::Error),
+    /// The h2c client failed (connecting or exchanging).
+    H2c(hyper_util::client::legacy::Error),
+}
+
+/// A backend connection on loan to one response, given back when its body has been read.
+pub(crate) struct Lease {
+    conn: Conn,
+    pool: Arc<Pool>,
+    max_idle: usize,
 }
 
 impl Upstream {
     pub(crate) fn new(settings: PoolSettings) -> Upstream {
-        let max = settings.max_idle_per_host;
         Upstream {
             settings,
-            http: Pool::new(Proto::Http, max, &settings),
-            https: Pool::new(Proto::Https, max, &settings),
-            h2c: Pool::new(Proto::H2c, max, &settings),
-            custom: DashMap::new(),
+            pool: Arc::new(Pool::new(settings.idle_timeout)),
+            tls: TlsConnector::from(Arc::new(tls::client_config())),
+            h2c: DashMap::new(),
         }
     }
 
-    /// Sends `req` (whose URI names the backend) on a pooled connection.
-    pub(crate) fn send(
+    /// Sends `req` to the backend at `addr`, on an idle pooled connection unless `fresh`.
+    ///
+    /// For HTTP/1.1 `req` carries the origin-form URI and the response comes with the
+    /// connection it arrived on, to drive while its body streams; for h2c `req` carries the
+    /// absolute URI, and there is no lease.
+    pub(crate) async fn send(
         &self,
+        addr: SocketAddr,
         proto: Proto,
         keepalive: Keepalive,
         req: Request<UpstreamBody>,
-    ) -> ResponseFuture {
+        fresh: bool,
+    ) -> Result<(Response<Incoming>, Option<Lease>), SendError> {
         let max_idle = match keepalive {
-            Keepalive::Auto => {
-                return match proto {
-                    Proto::Http => self.http.request(req),
-                    Proto::Https => self.https.request(req),
-                    Proto::H2c => self.h2c.request(req),
-                }
-            }
+            Keepalive::Auto => self.settings.max_idle_per_host,
             Keepalive::Max(n) => n,
             Keepalive::Disabled => 0,
         };
-        let pool = self
-            .custom
-            .entry((proto, max_idle))
-            .or_insert_with(|| Pool::new(proto, max_idle, &self.settings))
-            .clone();
-        pool.request(req)
+        let tls = match proto {
+            Proto::Http => false,
+            Proto::Https => true,
+            Proto::H2c => {
+                let client = self.h2c_client(max_idle);
+                let response = client.request(req).await.map_err(SendError::H2c)?;
+                return Ok((response, None));
+            }
+        };
+        let key = Key { addr, tls };
+        let (response, conn) = self.exchange(key, req, fresh).await?;
+        let lease = Lease {
+            conn,
+            pool: self.pool.clone(),
+            max_idle,
+        };
+        Ok((response, Some(lease)))
     }
-}
 
-impl Pool {
-    fn new(proto: Proto, max_idle: usize, settings: &PoolSettings) -> Pool {
-        let mut tcp = HttpConnector::new();
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(settings.connect_timeout));
-        tcp.set_keepalive(Some(Duration::from_secs(60)));
-        // The https connector wraps this one and needs it to accept `https://` URIs.
-        tcp.enforce_http(false);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_idle_timeout(settings.idle_timeout)
-            .pool_max_idle_per_host(max_idle)
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            // The proxy sets `Host` itself (the client's, not the backend address).
-            .set_host(false);
-        match proto {
-            Proto::Http => Pool::Plain(builder.build(tcp)),
-            Proto::H2c => Pool::Plain(builder.http2_only(true).build(tcp)),
-            Proto::Https => Pool::Tls(builder.build(tls::connector(tcp))),
+    /// One HTTP/1.1 exchange. A pooled connection that turns out closed before the request
+    /// left is replaced by a fresh one, once: the request was not sent, so nothing is repeated.
+    async fn exchange(
+        &self,
+        key: Key,
+        mut req: Request<UpstreamBody>,
+        fresh: bool,
+    ) -> Result<(Response<Incoming>, Conn), SendError> {
+        let mut pooled = if fresh { None } else { self.pool.checkout(key) };
+        loop {
+            let reused = pooled.is_some();
+            let mut conn = match pooled.take() {
+                Some(conn) => conn,
+                // Boxed: connecting (with its TLS handshake state) is rare next to reusing a
+                // pooled connection, and would make every request's future 1.4 KiB larger,
+                // which is copied as the future moves.
+                None => Box::pin(Conn::open(key, self.settings.connect_timeout, &self.tls))
+                    .await
+                    .map_err(SendError::Connect)?,
+            };
+            match conn.exchange(req).await {
+                Ok(response) => return Ok((response, conn)),
+                Err(Failed {
+                    unsent: Some(unsent),
+                    ..
+                }) if reused => req = unsent,
+                Err(Failed { error, .. }) => return Err(SendError::Exchange(error)),
+            }
         }
     }
 
-    fn request(&self, req: Request<UpstreamBody>) -> ResponseFuture {
+    fn h2c_client(&self, max_idle: usize) -> Client<HttpConnector, UpstreamBody> {
+        self.h2c
+            .entry(max_idle)
+            .or_insert_with(|| h2c_client(max_idle, &self.settings))
+            .clone()
+    }
+}
+
+fn h2c_client(max_idle: usize, settings: &PoolSettings) -> Client<HttpConnector, UpstreamBody> {
+    let mut tcp = HttpConnector::new();
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(Some(settings.connect_timeout));
+    tcp.set_keepalive(Some(Duration::from_secs(60)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(settings.idle_timeout)
+        .pool_max_idle_per_host(max_idle)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        // The proxy sets `Host` itself (the client's, not the backend address).
+        .set_host(false)
+        .http2_only(true)
+        .build(tcp)
+}
+
+impl Lease {
+    /// Lets the connection read more of the response (called as its body is polled).
+    pub(crate) fn drive(&mut self, cx: &mut std::task::Context<'_>) {
+        self.conn.drive(cx);
+    }
+
+    /// Gives the connection back after the response body was read to its end. (A lease
+    /// dropped instead closes its connection: a backend half-way through a body cannot take
+    /// another request.)
+    pub(crate) fn release(self) {
+        self.pool.put(self.conn, self.max_idle);
+    }
+
+    /// Hands the connection over to the protocol the backend switched to (`101`).
+    pub(crate) fn upgrade(self) {
+        self.conn.finish_in_background();
+    }
+}
+
+impl SendError {
+    /// What the failure means for the client and for retrying.
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            Pool::Plain(client) => client.request(req),
-            Pool::Tls(client) => client.request(req),
+            SendError::Connect(io) => connect_kind(io.kind()),
+            SendError::Exchange(_) => ErrorKind::UpstreamReset,
+            SendError::H2c(e) if !e.is_connect() => ErrorKind::UpstreamReset,
+            // The connector's own error wraps the I/O error that tells refused from timed out.
+            SendError::H2c(e) => std::iter::successors(e.source(), |e| (*e).source())
+                .filter_map(|e| e.downcast_ref::<io::Error>())
+                .map(|io| connect_kind(io.kind()))
+                .find(|kind| *kind != ErrorKind::ConnectFailed)
+                .unwrap_or(ErrorKind::ConnectFailed),
         }
+    }
+
+    /// Whether the exchange broke the connection before the backend answered, so that an
+    /// idempotent request may be sent again: the connection was reset or closed (including a
+    /// pooled one the backend closed as it was reused). Malformed answers, timeouts and errors
+    /// of the client's own body are not: the backend may be broken, or the body is gone.
+    pub(crate) fn broke_before_answer(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = match self {
+            SendError::Connect(_) => return false,
+            SendError::Exchange(e) => Some(e),
+            SendError::H2c(e) => e.source(),
+        };
+        while let Some(e) = source {
+            if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+                if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
+                    return true;
+                }
+                if hyper.is_parse() || hyper.is_user() || hyper.is_timeout() {
+                    return false;
+                }
+            }
+            if let Some(io) = e.downcast_ref::<io::Error>() {
+                return matches!(
+                    io.kind(),
+                    io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::ConnectionAborted
+                        | io::ErrorKind::BrokenPipe
+                        | io::ErrorKind::UnexpectedEof
+                );
+            }
+            source = e.source();
+        }
+        false
     }
 }
 
-/// What a failed upstream exchange means for the client and for retrying.
-pub(crate) fn classify(err: &Error) -> ErrorKind {
-    if !err.is_connect() {
-        return ErrorKind::UpstreamReset;
+fn connect_kind(kind: io::ErrorKind) -> ErrorKind {
+    match kind {
+        io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+        io::ErrorKind::TimedOut => ErrorKind::ConnectTimeout,
+        _ => ErrorKind::ConnectFailed,
     }
-    let mut source = err.source();
-    while let Some(e) = source {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            match io.kind() {
-                io::ErrorKind::ConnectionRefused => return ErrorKind::ConnectRefused,
-                io::ErrorKind::TimedOut => return ErrorKind::ConnectTimeout,
-                _ => {}
-            }
-        }
-        source = e.source();
-    }
-    ErrorKind::ConnectFailed
-}
-
-/// Whether a failed exchange broke the connection before the backend answered, so that an
-/// idempotent request may be sent again: the connection was reset or closed (including a pooled
-/// one the backend closed as it was reused). Malformed answers, timeouts and errors of the
-/// client's own body are not: the backend may be broken, or the body is gone.
-pub(crate) fn broke_before_answer(err: &Error) -> bool {
-    let mut source = err.source();
-    while let Some(e) = source {
-        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
-            if hyper.is_incomplete_message() || hyper.is_canceled() || hyper.is_closed() {
-                return true;
-            }
-            if hyper.is_parse() || hyper.is_user() || hyper.is_timeout() {
-                return false;
-            }
-        }
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return matches!(
-                io.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::UnexpectedEof
-            );
-        }
-        source = e.source();
-    }
-    false
 }

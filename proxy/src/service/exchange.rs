@@ -19,7 +19,7 @@ use crate::metrics::{RetryReason, VhostMetrics};
 use crate::spec::Proto;
 use crate::table::{InFlight, Route, Target};
 use crate::tunnel::Tunnels;
-use crate::upstream::{broke_before_answer, classify, Upstream};
+use crate::upstream::{Lease, Upstream};
 
 /// Sends the request to the plan's candidates until one answers with a response head.
 ///
@@ -46,7 +46,7 @@ pub(super) async fn send(
         mut upgrade,
         hsts: _,
     } = plan;
-    let (scheme, version) = protocol(route.proto);
+    let version = version(route.proto);
     let replayable = upgrade.is_none() && idempotent(&parts.method);
     let max_attempts = route.targets.len() + usize::from(replayable);
     let mut order = Order::new(&route, candidates);
@@ -58,12 +58,13 @@ pub(super) async fn send(
         let (Some((index, target)), Some(next)) = (order.next(&route), pending.take()) else {
             break;
         };
-        if let Some(reason) = retry.take() {
+        let reason = retry.take();
+        if let Some(reason) = reason {
             metrics.retry(reason);
         }
         let more = attempt + 1 < max_attempts;
         let (body, reclaim) = next.attempt(more);
-        let Some(uri) = upstream_uri(scheme.clone(), target, &path_and_query) else {
+        let Some(uri) = upstream_uri(route.proto, target, &path_and_query) else {
             return Answer::Error(ErrorKind::BadRequest);
         };
         let mut req = Request::new(body);
@@ -71,11 +72,16 @@ pub(super) async fn send(
         *req.version_mut() = version;
         *req.headers_mut() = head(&mut headers, more);
         let in_flight = target.state.begin();
-        let sent = upstream.send(route.proto, route.keepalive, req);
+        // After a reset the backend is tried again only on a new connection.
+        let fresh = matches!(reason, Some(RetryReason::Reset));
+        // Boxed: the exchange's state is most of a request's, and every enclosing future
+        // would otherwise carry (and copy as it moves) another 1.6 KiB.
+        let sent = Box::pin(upstream.send(target.addr, route.proto, route.keepalive, req, fresh));
         let err = match tokio::time::timeout(shared.config.response_timeout, sent).await {
-            Ok(Ok(response)) => {
+            Ok(Ok((response, lease))) => {
                 target.state.connected();
-                return answer(tunnels, response, target.addr, in_flight, upgrade.take());
+                let upgrade = upgrade.take();
+                return answer(tunnels, response, lease, target.addr, in_flight, upgrade);
             }
             Ok(Err(err)) => err,
             Err(_) => {
@@ -83,7 +89,7 @@ pub(super) async fn send(
                 return Answer::Error(ErrorKind::UpstreamTimeout);
             }
         };
-        failure = classify(&err);
+        failure = err.kind();
         tracing::warn!(backend = %target.addr, error = ?err, kind = failure.label(), "upstream request failed");
         metrics.error(failure);
         if failure.is_connect() {
@@ -91,7 +97,7 @@ pub(super) async fn send(
             retry = Some(RetryReason::Connect);
         } else {
             target.state.connected();
-            if !replayable || !broke_before_answer(&err) {
+            if !replayable || !err.broke_before_answer() {
                 return Answer::Error(failure);
             }
             order.after_reset(&route, index);
@@ -102,12 +108,11 @@ pub(super) async fn send(
     Answer::Error(failure)
 }
 
-/// The URI scheme and HTTP version spoken to backends of `proto`.
-fn protocol(proto: Proto) -> (Scheme, Version) {
+/// The HTTP version spoken to backends of `proto`.
+fn version(proto: Proto) -> Version {
     match proto {
-        Proto::Http => (Scheme::HTTP, Version::HTTP_11),
-        Proto::Https => (Scheme::HTTPS, Version::HTTP_11),
-        Proto::H2c => (Scheme::HTTP, Version::HTTP_2),
+        Proto::Http | Proto::Https => Version::HTTP_11,
+        Proto::H2c => Version::HTTP_2,
     }
 }
 
@@ -199,13 +204,14 @@ impl Order {
     }
 }
 
-fn upstream_uri(
-    scheme: Scheme,
-    target: &Target,
-    path_and_query: &uri::PathAndQuery,
-) -> Option<Uri> {
+/// The request target: origin-form for HTTP/1.1 (the connection already goes to the backend),
+/// absolute for h2c (whose `:scheme` and `:authority` hyper takes from it).
+fn upstream_uri(proto: Proto, target: &Target, path_and_query: &uri::PathAndQuery) -> Option<Uri> {
+    if proto != Proto::H2c {
+        return Some(Uri::from(path_and_query.clone()));
+    }
     let mut parts = uri::Parts::default();
-    parts.scheme = Some(scheme);
+    parts.scheme = Some(Scheme::HTTP);
     parts.authority = Some(target.authority.clone());
     parts.path_and_query = Some(path_and_query.clone());
     Uri::from_parts(parts).ok()
@@ -215,6 +221,7 @@ fn upstream_uri(
 fn answer(
     tunnels: &Tunnels,
     mut response: Response<Incoming>,
+    lease: Option<Lease>,
     addr: SocketAddr,
     in_flight: InFlight,
     client: Option<OnUpgrade>,
@@ -222,6 +229,7 @@ fn answer(
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Answer::Upstream {
             response: client_response(response),
+            lease,
             addr,
             in_flight: Some(in_flight),
         };
@@ -231,9 +239,13 @@ fn answer(
         return Answer::Error(ErrorKind::UpstreamReset);
     };
     let backend = hyper::upgrade::on(&mut response);
+    if let Some(lease) = lease {
+        lease.upgrade();
+    }
     tunnels.open(client, backend, addr, in_flight);
     Answer::Upstream {
         response: client_response(response),
+        lease: None,
         addr,
         in_flight: None,
     }

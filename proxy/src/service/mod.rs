@@ -32,7 +32,7 @@ use crate::policy::auth::BasicAuth;
 use crate::policy::network::default_internal_networks;
 use crate::table::{InFlight, SharedTable};
 use crate::tunnel::Tunnels;
-use crate::upstream::{PoolSettings, Upstream};
+use crate::upstream::{Lease, PoolSettings, Upstream};
 
 /// Settings of the data plane. Every field is public; [`Default`] gives the documented values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -275,9 +275,14 @@ pub(crate) struct Conn {
 }
 
 /// Where a request ended up, before the response is assembled.
+// Returned once per request and never stored: boxing the large variant would cost an
+// allocation on every proxied request to save a few hundred bytes of stack.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Answer {
     Upstream {
         response: Response<Incoming>,
+        /// The HTTP/1.1 connection the body arrives on.
+        lease: Option<Lease>,
         addr: SocketAddr,
         in_flight: Option<InFlight>,
     },
@@ -295,8 +300,7 @@ impl ProxyService {
         &self,
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
-        let this = self.clone();
-        async move { this.run(req).await }
+        self.clone().run(req)
     }
 
     async fn run(self, req: Request<Incoming>) -> Response<ProxyBody> {
@@ -312,9 +316,14 @@ impl ProxyService {
         let (mut response, upstream, in_flight) = match answer {
             Answer::Upstream {
                 response,
+                lease,
                 addr,
                 in_flight,
-            } => (response.map(ProxyBody::upstream), Some(addr), in_flight),
+            } => (
+                response.map(|body| ProxyBody::upstream(body, lease)),
+                Some(addr),
+                in_flight,
+            ),
             Answer::Redirect(status, location) => (redirect(status, &location), None, None),
             Answer::Text(bytes) => (text(bytes), None, None),
             Answer::Challenge(realm) => (challenge(realm), None, None),

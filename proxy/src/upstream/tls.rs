@@ -5,23 +5,13 @@
 
 use std::sync::Arc;
 
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-/// Wraps `tcp` into an HTTPS-only, HTTP/1.1 connector that trusts any backend certificate.
-pub(super) fn connector(tcp: HttpConnector) -> HttpsConnector<HttpConnector> {
-    HttpsConnectorBuilder::new()
-        .with_tls_config(client_config())
-        .https_only()
-        .enable_http1()
-        .wrap_connector(tcp)
-}
-
-fn client_config() -> ClientConfig {
+/// The client side of TLS to backends: HTTP/1.1 (no ALPN), no SNI, any certificate.
+pub(super) fn client_config() -> ClientConfig {
     let provider = Arc::new(ring::default_provider());
     let verifier = Arc::new(AcceptAnyCertificate(provider.clone()));
     let mut config = ClientConfig::builder_with_provider(provider)

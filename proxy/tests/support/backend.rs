@@ -127,6 +127,8 @@ pub struct Backend {
 #[derive(Default)]
 pub struct Seen {
     requests: AtomicUsize,
+    connections: AtomicUsize,
+    open: AtomicUsize,
 }
 
 impl Backend {
@@ -143,6 +145,16 @@ impl Backend {
     /// Requests (or WebSocket connections) received so far.
     pub fn requests(&self) -> usize {
         self.seen.requests.load(Ordering::SeqCst)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.seen.connections.load(Ordering::SeqCst)
+    }
+
+    /// Connections open now (the backend has not seen them close yet).
+    pub fn open(&self) -> usize {
+        self.seen.open.load(Ordering::SeqCst)
     }
 
     /// Lets one more held request be answered, or one more chunk be streamed.
@@ -183,7 +195,10 @@ async fn accept_loop(listener: TcpListener, state: State, tls: Option<TlsAccepto
         };
         let state = state.clone();
         let tls = tls.clone();
+        state.seen.connections.fetch_add(1, Ordering::SeqCst);
+        state.seen.open.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
+            let seen = state.seen.clone();
             match tls {
                 Some(tls) => {
                     if let Ok(stream) = tls.accept(stream).await {
@@ -193,6 +208,7 @@ async fn accept_loop(listener: TcpListener, state: State, tls: Option<TlsAccepto
                 None if state.kind == Kind::WebSocket => serve_websocket(stream, state).await,
                 None => serve_http(TokioIo::new(stream), state).await,
             }
+            seen.open.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

@@ -1,0 +1,117 @@
+//! Idle keep-alive connections to backends, per backend address.
+//!
+//! A connection is checked out for one exchange (request, response head and body) and put back
+//! once its response body has been read to the end and it is idle. The most recently used one is
+//! taken first (its buffers and the backend's worker are warm); when more than the route's limit
+//! are idle, the least recently used one is closed, as nginx's `keepalive` does.
+//!
+//! Nothing polls an idle connection, so a reaper task looks at them every few seconds: it closes
+//! those the backend closed and those idle for longer than the idle timeout. A checkout also
+//! checks the one it takes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::{Duration, Instant};
+
+use foldhash::fast::RandomState;
+
+use super::conn::{Conn, Key};
+
+/// Longest time between two reaper passes. Besides closing connections the backends closed,
+/// the reaper's timer keeps tokio's time driver from planning its next wake-up far ahead: a
+/// header-read timer armed before that wake-up would cost a write to the driver's eventfd on
+/// every keep-alive request (seen with `strace` at one connection).
+const MAX_REAP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The idle connections of one data-plane runtime.
+pub(crate) struct Pool {
+    idle: Mutex<HashMap<Key, VecDeque<Idle>, RandomState>>,
+    idle_timeout: Duration,
+    reaper: std::sync::Once,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+impl Pool {
+    pub(crate) fn new(idle_timeout: Duration) -> Pool {
+        Pool {
+            idle: Mutex::default(),
+            idle_timeout,
+            reaper: std::sync::Once::new(),
+        }
+    }
+
+    /// An idle connection to `key` that is still open, if any.
+    pub(crate) fn checkout(&self, key: Key) -> Option<Conn> {
+        let mut idle = self.lock();
+        let list = idle.get_mut(&key)?;
+        while let Some(Idle { mut conn, since }) = list.pop_back() {
+            if since.elapsed() < self.idle_timeout && conn.is_reusable() {
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    /// Keeps `conn` for reuse if it is idle, closing the least recently used connection to
+    /// the same backend when `max_idle` are already idle (0 keeps none).
+    pub(crate) fn put(self: &Arc<Self>, conn: Conn, max_idle: usize) {
+        if max_idle == 0 || !conn.is_idle() {
+            return;
+        }
+        self.start_reaper();
+        let mut idle = self.lock();
+        let list = idle.entry(conn.key()).or_default();
+        while list.len() >= max_idle {
+            list.pop_front();
+        }
+        list.push_back(Idle {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    /// Closes the idle connections that expired or that the backend closed.
+    fn reap(&self) {
+        let mut idle = self.lock();
+        idle.retain(|_, list| {
+            list.retain_mut(|entry| {
+                entry.since.elapsed() < self.idle_timeout && entry.conn.is_reusable()
+            });
+            !list.is_empty()
+        });
+    }
+
+    /// Starts the reaper on the current runtime, once. It holds the pool weakly and ends with
+    /// it. Outside a runtime (never the case for a connection's owner) nothing is started.
+    fn start_reaper(self: &Arc<Self>) {
+        self.reaper.call_once(|| {
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return;
+            };
+            let pool = Arc::downgrade(self);
+            let every = self
+                .idle_timeout
+                .clamp(Duration::from_millis(10), MAX_REAP_INTERVAL);
+            runtime.spawn(reap_every(pool, every));
+        });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, VecDeque<Idle>, RandomState>> {
+        // The map stays consistent whatever panicked while holding it.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+async fn reap_every(pool: Weak<Pool>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.reap();
+    }
+}

@@ -1,0 +1,107 @@
+//! Backend connections are kept alive and reused, within the route's idle limit and the idle
+//! timeout, and never reused half-read.
+
+mod support;
+
+use std::time::Duration;
+
+use dockhand_proxy::{Keepalive, Proto};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use support::*;
+
+#[tokio::test]
+async fn sequential_requests_share_one_backend_connection() {
+    let web = backend("web").start().await;
+    let secure = backend("secure").https().start().await;
+    let proxy = proxy()
+        .start(
+            table()
+                .vhost("web.tld", vec![path("/", &[&web])])
+                .vhost("s.tld", vec![path("/", &[&secure]).proto(Proto::Https)])
+                .spec(),
+        )
+        .await;
+    for _ in 0..20 {
+        assert_eq!(get(proxy.addr, "web.tld", "/").await.status, 200);
+        assert_eq!(get(proxy.addr, "s.tld", "/").await.status, 200);
+    }
+    assert_eq!(web.connections(), 1);
+    assert_eq!(secure.connections(), 1, "TLS connections are pooled too");
+}
+
+#[tokio::test]
+async fn the_keepalive_label_caps_idle_connections() {
+    let capped = backend("capped").held().start().await;
+    let auto = backend("auto").held().start().await;
+    let proxy = proxy()
+        .start(
+            table()
+                .vhost(
+                    "capped.tld",
+                    vec![path("/", &[&capped]).keepalive(Keepalive::Max(1))],
+                )
+                .vhost("auto.tld", vec![path("/", &[&auto])])
+                .spec(),
+        )
+        .await;
+    let requests: Vec<_> = ["capped.tld", "auto.tld"]
+        .iter()
+        .flat_map(|host| (0..4).map(move |_| tokio::spawn(get(proxy.addr, host, "/"))))
+        .collect();
+    assert_eventually!(
+        capped.requests() == 4 && auto.requests() == 4,
+        "four requests each should be waiting at the backends"
+    );
+    capped.release();
+    auto.release();
+    for request in requests {
+        assert_eq!(request.await.unwrap().status, 200);
+    }
+    // The least recently used idle connections beyond the cap are closed.
+    assert_eventually!(capped.open() == 1, "{} left open", capped.open());
+    assert_eq!(auto.open(), 4, "the default limit (64) keeps all four");
+    assert_eq!(auto.connections(), 4);
+}
+
+#[tokio::test]
+async fn idle_connections_close_after_the_idle_timeout() {
+    let web = backend("web").start().await;
+    let proxy = proxy()
+        .config(|c| c.pool_idle_timeout = Duration::from_millis(100))
+        .start(table().vhost("web.tld", vec![path("/", &[&web])]).spec())
+        .await;
+    assert_eq!(get(proxy.addr, "web.tld", "/").await.status, 200);
+    assert_eq!(web.open(), 1);
+    assert_eventually!(web.open() == 0, "the idle connection was never closed");
+    assert_eq!(get(proxy.addr, "web.tld", "/").await.status, 200);
+    assert_eq!(web.connections(), 2);
+}
+
+#[tokio::test]
+async fn a_client_leaving_mid_body_closes_its_backend_connection() {
+    let stream = backend("stream").streaming().start().await;
+    let proxy = proxy()
+        .start(table().vhost("s.tld", vec![path("/", &[&stream])]).spec())
+        .await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client
+        .write_all(b"GET / HTTP/1.1\r\nhost: s.tld\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0; 1024];
+    let n = client.read(&mut head).await.unwrap();
+    assert!(head[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &head[..n]);
+    drop(client);
+    assert_eventually!(stream.open() == 0, "the backend connection stayed open");
+    stream.release();
+    let reply = get(proxy.addr, "s.tld", "/").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "chunk0\nchunk1\nchunk2\n");
+    assert_eq!(
+        stream.connections(),
+        2,
+        "the half-read connection was reused"
+    );
+}
