@@ -91,7 +91,8 @@ pub struct BasicAuth {
     dir: PathBuf,
     recheck: Duration,
     epoch: Instant,
-    files: DashMap<String, Arc<Watched>>,
+    /// Keyed by names from the route table, never by client input: the fast hash is safe.
+    files: DashMap<String, Arc<Watched>, foldhash::fast::RandomState>,
     verified: Mutex<HashMap<[u8; 20], Verified>>,
 }
 
@@ -131,7 +132,7 @@ impl BasicAuth {
             dir: dir.into(),
             recheck,
             epoch: Instant::now(),
-            files: DashMap::new(),
+            files: DashMap::default(),
             verified: Mutex::new(HashMap::new()),
         }
     }
