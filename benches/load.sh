@@ -141,27 +141,34 @@ for key in "${!url[@]}"; do
 done
 with_bench_hosts getent hosts bench.local >/dev/null || { echo "cannot give wrk a private /etc/hosts (unshare --mount needs root)" >&2; exit 1; }
 
-# One wrk run: prints "rps p50_ms p99_ms".
+# Jiffies of all CPUs: "steal total" from /proc/stat (a VM's steal is time the host ran
+# something else; it makes a run slower for reasons that are not the proxy's).
+jiffies() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t }' /proc/stat; }
+
+# One wrk run: prints "rps p50_ms p99_ms steal_pct".
 run() {
-  local key=$1 conns=$2
+  local key=$1 conns=$2 steal0 total0 steal1 total1
+  read -r steal0 total0 < <(jiffies)
   with_bench_hosts wrk -t "$(( conns < 2 ? 1 : 2 ))" -c "$conns" -d "${secs}s" --latency \
     -H 'Host: bench.local' "${url[$key]}" > "$work/wrk.txt"
-  python3 - "$work/wrk.txt" <<'PY'
+  read -r steal1 total1 < <(jiffies)
+  python3 - "$work/wrk.txt" "$(( steal1 - steal0 ))" "$(( total1 - total0 ))" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
+steal = 100 * int(sys.argv[2]) / max(int(sys.argv[3]), 1)
 if "Non-2xx" in text or "Socket errors" in text:
     sys.exit("wrk saw errors:\n" + text)
 def ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 pct = {m.group(1): ms(m.group(2), m.group(3)) for m in re.finditer(r"\s(50|99)%\s+([\d.]+)(us|ms|s)", text)}
-print(f"{rps:.0f} {pct['50']:.3f} {pct['99']:.3f}")
+print(f"{rps:.0f} {pct['50']:.3f} {pct['99']:.3f} {steal:.1f}")
 PY
 }
 
 stamp=$(date +%Y%m%d-%H%M%S)
 results="$out/load-$stamp.tsv"
-echo -e "round\tproto\ttarget\tconnections\trps\tp50_ms\tp99_ms" > "$results"
+echo -e "round\tproto\ttarget\tconnections\trps\tp50_ms\tp99_ms\tsteal_pct" > "$results"
 proxies=(nginx haproxy dockhand)
 for round in $(seq "$rounds"); do
   # The proxies' order rotates each round: this VM's speed drifts within a round, and a fixed
@@ -170,8 +177,8 @@ for round in $(seq "$rounds"); do
   order=("${proxies[@]:turn}" "${proxies[@]:0:turn}")
   for conns in 64 1; do
     for key in http/direct "${order[@]/#/http/}" "${order[@]/#/https/}"; do
-      read -r rps p50 p99 < <(run "$key" "$conns")
-      echo -e "$round\t${key%/*}\t${key#*/}\t$conns\t$rps\t$p50\t$p99" | tee -a "$results" >&2
+      read -r rps p50 p99 steal < <(run "$key" "$conns")
+      echo -e "$round\t${key%/*}\t${key#*/}\t$conns\t$rps\t$p50\t$p99\t$steal" | tee -a "$results" >&2
     done
   done
 done

@@ -3,7 +3,8 @@
 
     load_report.py RESULTS.tsv MEMORY.tsv CHART.png
 
-RESULTS.tsv has one row per wrk run (round, proto, target, connections, rps, p50_ms, p99_ms);
+RESULTS.tsv has one row per wrk run (round, proto, target, connections, rps, p50_ms, p99_ms,
+steal_pct: the share of CPU time the VM's host took away during the run);
 MEMORY.tsv one row per proxy (target, idle_kib, held_kib, closed_kib, held_open, held_wanted). Tables use the
 median over rounds. The chart needs matplotlib; without it the tables are still printed.
 """
@@ -83,6 +84,11 @@ def ratios(rows, mem):
                          f"p99 {d['p99_ms']:.2f} vs {p99:.2f} ms "
                          f"(1 conn: {d1:.3f} vs {p99_1:.3f} ms)")
         print(f"{TITLES[proto]}, dockhand at 64 connections: " + "; ".join(parts))
+    steal = [float(r["steal_pct"]) for r in rows if r.get("steal_pct")]
+    if steal:
+        print(f"CPU steal during the runs (VM host load): median {statistics.median(steal):.1f}%, "
+              f"max {max(steal):.1f}%; rounds with much steal are slower for reasons that are "
+              "not the proxies'")
     held = {r["target"]: int(r["held_kib"]) for r in mem}
     if "dockhand" in held:
         others = ", ".join(f"{held['dockhand'] / held[o]:.2f}x {LABELS[o]}'s"
