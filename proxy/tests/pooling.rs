@@ -5,7 +5,10 @@ mod support;
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use dockhand_proxy::{Keepalive, Proto};
+use http::Request;
+use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -29,6 +32,46 @@ async fn sequential_requests_share_one_backend_connection() {
     }
     assert_eq!(web.connections(), 1);
     assert_eq!(secure.connections(), 1, "TLS connections are pooled too");
+}
+
+#[tokio::test]
+async fn bodies_of_every_framing_give_their_connection_back() {
+    let chunked = backend("chunked").streaming().start().await;
+    chunked.release();
+    let web = backend("web").start().await;
+    let proxy = proxy()
+        .start(
+            table()
+                .vhost("chunked.tld", vec![path("/", &[&chunked])])
+                .vhost("web.tld", vec![path("/", &[&web])])
+                .spec(),
+        )
+        .await;
+    for _ in 0..5 {
+        let reply = get(proxy.addr, "chunked.tld", "/").await;
+        assert_eq!(reply.body, "chunk0\nchunk1\nchunk2\n");
+        // HEAD: a length but no body, so the response ends with its head.
+        let head = Request::head("/")
+            .header("host", "web.tld")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let reply = request(proxy.addr, head).await;
+        assert_eq!(reply.status, 200);
+        assert!(reply.body.is_empty());
+        // A request body, sent in full before the connection is idle again.
+        let post = Request::post("/")
+            .header("host", "web.tld")
+            .body(Full::new(Bytes::from("x".repeat(100_000))))
+            .unwrap();
+        assert_eq!(
+            request(proxy.addr, post).await.json()["body"]
+                .as_str()
+                .map(str::len),
+            Some(100_000)
+        );
+    }
+    assert_eq!(chunked.connections(), 1, "chunked responses");
+    assert_eq!(web.connections(), 1, "HEAD responses and request bodies");
 }
 
 #[tokio::test]
