@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# User-space instructions per proxied request, counted by callgrind: a figure that does not move
+# with the VM's speed, for A/B of code changes on a noisy machine.
+#
+#   CONNS=1 SECS=5 TLS=0 benches/instructions.sh [dockhand-executable...]   (default: the release build)
+#
+# Each executable runs under `valgrind --tool=callgrind` with instrumentation off, routes the
+# bench backend container by discovery, gets 3 s of warm-up load (pools filled), then counts
+# instructions over SECS seconds of wrk load with CONNS connections (HTTP, or HTTPS with TLS=1).
+# Prints instructions per request, and keeps the callgrind files in benches/out/ for
+# `callgrind_annotate`. With 1 connection every request goes alone through the event loop, so
+# repeated runs agree to a few tenths of a percent; with more, batching varies a little.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+conns=${CONNS:-1}; secs=${SECS:-5}; tls=${TLS:-0}
+work=$(mktemp -d); name=dockhand-instr-$$; pid=
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$work"; }
+trap cleanup EXIT
+# shellcheck source=benches/common.sh
+source benches/common.sh
+need wrk wrk
+need valgrind valgrind
+need openssl openssl
+build_release_and_backend_image
+[ $# -gt 0 ] || set -- "$bin/dockhand"
+mkdir -p benches/out
+docker run -d --name "$name" --label dockhand.bench=1 -e VIRTUAL_HOST=bench.local --expose 80 \
+  --no-healthcheck dockhand-bench-backend:latest >/dev/null
+url=http://127.0.0.1:18900/
+if [ "$tls" = 1 ]; then
+  # wrk sends no SNI to an IP address: dockhand answers with its default certificate.
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=bench.local \
+    -keyout "$work/default.key" -out "$work/default.crt" 2>/dev/null
+  url=https://127.0.0.1:18901/
+fi
+load() { wrk -t1 -c "$conns" -d "$1" -H 'Host: bench.local' "$url"; }
+for exe in "$@"; do
+  out="benches/out/callgrind-$(basename "$exe")-$(date +%Y%m%d-%H%M%S)"
+  DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
+    --callgrind-out-file="$out.%p" "$exe" --bind 127.0.0.1 --https-method noredirect \
+    --http-port 18900 --https-port 18901 --admin 127.0.0.1:18902 \
+    --certs-dir "$work" --htpasswd-dir "$work" --acme-webroot "$work" >"$work/log" 2>&1 &
+  pid=$!
+  for _ in $(seq 300); do
+    [ "$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: bench.local' "$url")" = 200 ] && break
+    sleep 0.2
+  done
+  load 3s >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
+  load "${secs}s" >"$work/wrk.txt"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  requests=$(awk '/requests in/ { print $1 }' "$work/wrk.txt")
+  # One file per thread that ran instrumented code; the data plane's worker has nearly all.
+  total=0
+  for f in "$out".*; do
+    n=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+    total=$(( total + ${n:-0} ))
+  done
+  echo "$(basename "$exe"): $requests requests, $total instructions, $(( total / requests )) per request ($out.*)"
+done
