@@ -176,6 +176,23 @@ fn hop_by_hop_and_listed_headers_are_removed() {
 }
 
 #[test]
+fn forwarded_headers_named_by_connection_are_not_trusted() {
+    let c = ctx();
+    let mut h = headers(&[
+        ("connection", "X-Forwarded-Proto, x-forwarded-for"),
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-for", "1.1.1.1"),
+        ("x-forwarded-host", "kept.tld"),
+    ]);
+    rewrite_request(&mut h, &fwd(&c));
+    // Hop-by-hop for this hop: gone, then set by the proxy as if the client never sent them.
+    assert_eq!(get(&h, "x-forwarded-proto"), ["http"]);
+    assert_eq!(get(&h, "x-forwarded-ssl"), ["off"]);
+    assert_eq!(get(&h, "x-forwarded-for"), ["10.1.2.3"]);
+    assert_eq!(get(&h, "x-forwarded-host"), ["kept.tld"]);
+}
+
+#[test]
 fn upgrade_is_forwarded_with_connection_upgrade() {
     let c = ctx();
     let mut h = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
