@@ -58,15 +58,22 @@ def memory_table(mem):
               f"| {(held - idle) / wanted:.1f} | {closed / 1024:.1f} | {int(r['held_open']):,} |")
 
 
-def round_ratios(rows, proto, other):
+# A run whose host took more CPU away than this is not compared in the calm-round ratios.
+CALM_STEAL_PCT = 2.0
+
+
+def round_ratios(rows, proto, other, calm_only=False):
     """dockhand's req/s over `other`'s at 64 connections, round by round: paired within a round,
-    so that the VM's drift between rounds cancels out."""
+    so that the VM's drift between rounds cancels out. With `calm_only`, only the rounds in
+    which neither run saw more than CALM_STEAL_PCT of CPU steal."""
     by_round = {}
     for r in rows:
         if r["proto"] == proto and r["connections"] == "64":
-            by_round.setdefault(r["round"], {})[r["target"]] = float(r["rps"])
-    return [runs["dockhand"] / runs[other] for _, runs in sorted(by_round.items())
-            if "dockhand" in runs and other in runs]
+            steal = float(r.get("steal_pct") or 0)
+            by_round.setdefault(r["round"], {})[r["target"]] = (float(r["rps"]), steal)
+    return [runs["dockhand"][0] / runs[other][0] for _, runs in sorted(by_round.items())
+            if "dockhand" in runs and other in runs
+            and (not calm_only or max(runs["dockhand"][1], runs[other][1]) <= CALM_STEAL_PCT)]
 
 
 def ratios(rows, mem):
@@ -80,15 +87,19 @@ def ratios(rows, mem):
             p99 = median(rows, proto, other, "64", "p99_ms")
             p99_1 = median(rows, proto, other, "1", "p99_ms")
             rounds = ", ".join(f"{x:.2f}" for x in round_ratios(rows, proto, other))
-            parts.append(f"{d['rps'] / rps:.2f}x {LABELS[other]}'s req/s (by round: {rounds}), "
+            calm = round_ratios(rows, proto, other, calm_only=True)
+            calm_text = (f"; median of the {len(calm)} calm round(s): "
+                         f"{statistics.median(calm):.2f}" if calm else "; no calm round")
+            parts.append(f"{d['rps'] / rps:.2f}x {LABELS[other]}'s req/s (by round: {rounds}"
+                         f"{calm_text}), "
                          f"p99 {d['p99_ms']:.2f} vs {p99:.2f} ms "
                          f"(1 conn: {d1:.3f} vs {p99_1:.3f} ms)")
         print(f"{TITLES[proto]}, dockhand at 64 connections: " + "; ".join(parts))
     steal = [float(r["steal_pct"]) for r in rows if r.get("steal_pct")]
     if steal:
         print(f"CPU steal during the runs (VM host load): median {statistics.median(steal):.1f}%, "
-              f"max {max(steal):.1f}%; rounds with much steal are slower for reasons that are "
-              "not the proxies'")
+              f"max {max(steal):.1f}%; calm rounds are those where neither run of a pair saw "
+              f"more than {CALM_STEAL_PCT:g}%")
     held = {r["target"]: int(r["held_kib"]) for r in mem}
     if "dockhand" in held:
         others = ", ".join(f"{held['dockhand'] / held[o]:.2f}x {LABELS[o]}'s"
