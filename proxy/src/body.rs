@@ -1,6 +1,6 @@
 //! Body types of the proxy: the request body sent upstream, which can be taken back after a
-//! connect failure, and the response body sent to the client, which records the exchange when it
-//! ends.
+//! connect failure, and the response body sent to the client, which drives the backend
+//! connection it arrives on and records the exchange when it ends.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -145,8 +145,10 @@ impl Body for UpstreamBody {
 
 /// The response body sent to the client: the backend's stream or a short page of the proxy's.
 ///
-/// When it ends (or is dropped: client gone, `HEAD`, upgrade) it counts the request in the
-/// metrics and writes the access log line, so durations and byte counts cover the whole body.
+/// Polling it also polls the HTTP/1.1 backend connection the body arrives on, which goes back
+/// to its pool as soon as the last byte is read. When it ends (or is dropped: client gone,
+/// `HEAD`, upgrade) it counts the request in the metrics and writes the access log line, so
+/// durations and byte counts cover the whole body.
 pub struct ProxyBody {
     inner: Inner,
     bytes: u64,
