@@ -182,3 +182,39 @@ async fn pooled_connections_closed_by_the_backend_fail_no_request() {
     let retried: u64 = retries(&proxy, "s.tld", "reset").parse().unwrap();
     assert!(retried >= 1, "no pooled connection was reused");
 }
+
+#[tokio::test]
+async fn concurrent_clients_of_a_backend_closing_reused_connections_all_get_answers() {
+    let backend = one_shot("oneshot").await;
+    let proxy = proxy()
+        .start(
+            table()
+                .vhost(
+                    "s.tld",
+                    vec![path("/", &[]).backend_at("oneshot", Some(backend.addr))],
+                )
+                .spec(),
+        )
+        .await;
+    // Eight clients at once, so that pooled connections are taken and given back concurrently
+    // while the backend closes each one as it is reused.
+    let clients: Vec<_> = (0..8)
+        .map(|client| {
+            tokio::spawn(async move {
+                for i in 0..25 {
+                    let reply = get(proxy.addr, "s.tld", "/").await;
+                    assert_eq!(
+                        reply.status, 200,
+                        "client {client}, request {i}: {}",
+                        reply.body
+                    );
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let retried: u64 = retries(&proxy, "s.tld", "reset").parse().unwrap();
+    assert!(retried >= 1, "no pooled connection was reused");
+}
