@@ -159,8 +159,8 @@ async fn replicas_resetting_together_still_leave_the_good_one() {
     assert_eq!(good.requests(), 12);
 }
 
-#[tokio::test]
-async fn pooled_connections_closed_by_the_backend_fail_no_request() {
+/// A proxy routing `s.tld` to a backend that closes each connection when it is reused.
+async fn one_shot_behind_proxy() -> (Faulty, TestProxy) {
     let backend = one_shot("oneshot").await;
     let proxy = proxy()
         .start(
@@ -172,6 +172,12 @@ async fn pooled_connections_closed_by_the_backend_fail_no_request() {
                 .spec(),
         )
         .await;
+    (backend, proxy)
+}
+
+#[tokio::test]
+async fn pooled_connections_closed_by_the_backend_fail_no_request() {
+    let (backend, proxy) = one_shot_behind_proxy().await;
     for i in 0..200 {
         let reply = get(proxy.addr, "s.tld", "/").await;
         assert_eq!(reply.status, 200, "request {i}: {}", reply.body);
@@ -185,17 +191,7 @@ async fn pooled_connections_closed_by_the_backend_fail_no_request() {
 
 #[tokio::test]
 async fn concurrent_clients_of_a_backend_closing_reused_connections_all_get_answers() {
-    let backend = one_shot("oneshot").await;
-    let proxy = proxy()
-        .start(
-            table()
-                .vhost(
-                    "s.tld",
-                    vec![path("/", &[]).backend_at("oneshot", Some(backend.addr))],
-                )
-                .spec(),
-        )
-        .await;
+    let (_backend, proxy) = one_shot_behind_proxy().await;
     // Eight clients at once, so that pooled connections are taken and given back concurrently
     // while the backend closes each one as it is reused.
     let clients: Vec<_> = (0..8)
