@@ -35,6 +35,13 @@ struct Idle {
     since: Instant,
 }
 
+impl Idle {
+    /// Not idle for `timeout` yet, and still open.
+    fn is_usable(&mut self, timeout: Duration) -> bool {
+        self.since.elapsed() < timeout && self.conn.is_reusable()
+    }
+}
+
 impl Pool {
     pub(crate) fn new(idle_timeout: Duration) -> Pool {
         Pool {
@@ -48,9 +55,9 @@ impl Pool {
     pub(crate) fn checkout(&self, key: Key) -> Option<Conn> {
         let mut idle = self.lock();
         let list = idle.get_mut(&key)?;
-        while let Some(Idle { mut conn, since }) = list.pop_back() {
-            if since.elapsed() < self.idle_timeout && conn.is_reusable() {
-                return Some(conn);
+        while let Some(mut entry) = list.pop_back() {
+            if entry.is_usable(self.idle_timeout) {
+                return Some(entry.conn);
             }
         }
         None
@@ -78,9 +85,7 @@ impl Pool {
     fn reap(&self) {
         let mut idle = self.lock();
         idle.retain(|_, list| {
-            list.retain_mut(|entry| {
-                entry.since.elapsed() < self.idle_timeout && entry.conn.is_reusable()
-            });
+            list.retain_mut(|entry| entry.is_usable(self.idle_timeout));
             !list.is_empty()
         });
     }
