@@ -42,6 +42,22 @@ chart_python() {
   echo "$venv/bin/python"
 }
 
+# The benches start each proxy, and wrk, with `setsid`: a session of its own makes it a scheduling
+# group of its own. With autogroups (`kernel.sched_autogroup_enabled`, on by default) the
+# scheduler first shares the CPUs fairly between groups, then between the threads inside each.
+# Started from the bench's shell, every proxy and wrk would be one group, competing with each
+# other, while the backend container has a cgroup of its own: nginx and HAProxy then served
+# 20-30% fewer requests and dockhand about as many, a ranking made by the grouping rather than by
+# the proxies. In production each proxy is a container of its own, as here. (`setsid` forks
+# only when the caller leads its process group, which a script's commands do not, so `$!` stays
+# the command's PID.)
+
+# Warns when autogroups are off: then every process shares one group and the figures differ.
+check_sched_groups() {
+  [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ] \
+    || echo "warning: kernel.sched_autogroup_enabled is not 1: proxies and wrk share one scheduling group" >&2
+}
+
 # Raises the open-files limit as far as allowed: proxies holding thousands of connections need one
 # descriptor per client connection (plus upstream ones), and containers may cap the hard limit.
 raise_nofile() {

@@ -19,6 +19,7 @@ trap 'cleanup; rm -rf "$work"' EXIT
 # shellcheck source=benches/common.sh
 source benches/common.sh
 need_peers
+check_sched_groups
 build_release_and_backend_image
 [ $# -gt 0 ] || set -- "$bin/dockhand"
 docker run -d --name $name -e VIRTUAL_HOST=bench.local --expose 80 --no-healthcheck dockhand-bench-backend:latest >/dev/null
@@ -59,15 +60,16 @@ frontend bench
   bind 127.0.0.1:18082 $ha_ssl
 $(haproxy_proxy_to "$backend:80")
 HAPROXY
-nginx -c $work/nginx.conf -g 'daemon off;' & pids+=($!); ngpid=$!
-haproxy -f $work/haproxy.cfg 2>/dev/null & pids+=($!); hapid=$!
+# Each proxy, and wrk, in a scheduling group of its own (`setsid`: see common.sh).
+setsid nginx -c $work/nginx.conf -g 'daemon off;' & pids+=($!); ngpid=$!
+setsid haproxy -f $work/haproxy.cfg 2>/dev/null & pids+=($!); hapid=$!
 declare -A url=([nginx]=$scheme://127.0.0.1:18081/ [haproxy]=$scheme://127.0.0.1:18082/)
 declare -A ppids=([haproxy]=$hapid)
 sleep 0.5; ppids[nginx]="$(pgrep -P $ngpid | tr '\n' ' ')"
 i=0; names=(nginx haproxy)
 for b in "$@"; do
   i=$((i+1)); port=$((18200+i)); n=d$i
-  DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn ${DENV:-} $b --bind 127.0.0.1 --https-method noredirect --http-port $port --https-port $((18300+i)) --admin 127.0.0.1:$((18400+i)) \
+  env DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn ${DENV:-} setsid $b --bind 127.0.0.1 --https-method noredirect --http-port $port --https-port $((18300+i)) --admin 127.0.0.1:$((18400+i)) \
     --certs-dir $work --htpasswd-dir $work --acme-webroot $work >$work/$n.log 2>&1 & pids+=($!)
   url[$n]=$scheme://127.0.0.1:$((dport+i))/; ppids[$n]=$!; names+=($n)
 done
@@ -80,7 +82,7 @@ idle() { awk '/^cpu /{print $5}' /proc/stat; }
 for r in $(seq $rounds); do
   for n in "${names[@]}"; do
     read -r pu0 ps0 < <(ut ${ppids[$n]}); read -r bu0 bs0 < <(ut $bpid); i0=$(idle)
-    wrk -t$(( conns < 2 ? 1 : 2 )) -c $conns -d ${secs}s --latency -H 'Host: bench.local' ${url[$n]} > $work/wrk.txt &
+    setsid wrk -t$(( conns < 2 ? 1 : 2 )) -c $conns -d ${secs}s --latency -H 'Host: bench.local' ${url[$n]} > $work/wrk.txt &
     wpid=$!; sleep 0.2; read -r wu0 ws0 < <(ut $wpid)
     sleep $((secs-1)); read -r wu1 ws1 < <(ut $wpid); wait $wpid
     read -r pu1 ps1 < <(ut ${ppids[$n]}); read -r bu1 bs1 < <(ut $bpid); i1=$(idle)

@@ -36,6 +36,7 @@ trap cleanup EXIT
 # shellcheck source=benches/common.sh
 source benches/common.sh
 need_peers
+check_sched_groups
 raise_nofile
 (( $(ulimit -n) >= held_conns + 1000 )) || { echo "open-files limit $(ulimit -n) is too low for $held_conns connections" >&2; exit 1; }
 # Checked first: a missing chart should not be found out after minutes of measuring.
@@ -99,12 +100,13 @@ frontend bench
 $(haproxy_proxy_to "$backend:80")
 HAPROXY
 
-nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
+# Each proxy, and wrk, in a scheduling group of its own (`setsid`: see common.sh).
+setsid nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 nginx_pid=$!
-haproxy -f "$work/haproxy.cfg" 2>"$work/haproxy.log" & pids+=($!)
+setsid haproxy -f "$work/haproxy.cfg" 2>"$work/haproxy.log" & pids+=($!)
 haproxy_pid=$!
 # noredirect: with a certificate present, dockhand's default (redirect) would answer HTTP with 301.
-DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn "$bin/dockhand" --bind 127.0.0.1 \
+DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn setsid "$bin/dockhand" --bind 127.0.0.1 \
   --http-port 18083 --https-port 18443 --https-method noredirect --admin 127.0.0.1:18093 \
   --certs-dir "$work/certs" --htpasswd-dir "$work/htpasswd" --acme-webroot "$work/acme" \
   --max-connections 20000 >"$work/dockhand.log" 2>&1 & pids+=($!)
@@ -149,7 +151,7 @@ jiffies() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print $9, t
 run() {
   local key=$1 conns=$2 steal0 total0 steal1 total1
   read -r steal0 total0 < <(jiffies)
-  with_bench_hosts wrk -t "$(( conns < 2 ? 1 : 2 ))" -c "$conns" -d "${secs}s" --latency \
+  with_bench_hosts setsid wrk -t "$(( conns < 2 ? 1 : 2 ))" -c "$conns" -d "${secs}s" --latency \
     -H 'Host: bench.local' "${url[$key]}" > "$work/wrk.txt"
   read -r steal1 total1 < <(jiffies)
   python3 - "$work/wrk.txt" "$(( steal1 - steal0 ))" "$(( total1 - total0 ))" <<'PY'
