@@ -50,6 +50,11 @@ fn sni_picks_certificates_in_nginx_proxy_order() {
     for host in ["exact", "child", "named"] {
         proxy.wait_status(&format!("{host}.{zone}"), "/", 301);
     }
+    // `other` and `strict` must be routed too before certificates are compared: until then they
+    // are unknown names, which also get the default certificate (the `strict` assertion below
+    // once raced the container's discovery this way).
+    proxy.wait_status(&format!("other-{zone}"), "/", 301);
+    proxy.wait_status(&format!("strict-{zone}"), "/", 200);
 
     assert_eq!(
         served_cert(&proxy, &format!("exact.{zone}")),
@@ -75,7 +80,6 @@ fn sni_picks_certificates_in_nginx_proxy_order() {
     // A vhost that refuses the default certificate is not served over TLS, and falls back to
     // plain HTTP (ENABLE_HTTP_ON_MISSING_CERT).
     assert_eq!(served_cert(&proxy, &format!("strict-{zone}")), None);
-    proxy.wait_status(&format!("strict-{zone}"), "/", 200);
     let metrics = proxy.metrics();
     assert!(
         metrics.contains("dockhand_tls_handshakes_total"),
