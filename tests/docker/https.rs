@@ -192,13 +192,12 @@ fn https_methods_redirects_and_hsts() {
         (200, None)
     );
 
-    // nohttp: plain HTTP is the unknown-host answer; HTTPS carries the custom HSTS verbatim.
-    proxy.wait_status(&host("nohttp"), "/", 503);
-    let tls_only = proxy.get_tls(&host("nohttp"), "/").expect("https");
-    assert_eq!(
-        tls_only.header("strict-transport-security"),
-        Some("max-age=60; preload")
-    );
+    // nohttp: HTTPS carries the custom HSTS verbatim; plain HTTP is the unknown-host answer.
+    // Polled over TLS: plain HTTP answers 503 before the container is discovered too.
+    assert_eventually!(proxy
+        .get_tls(&host("nohttp"), "/")
+        .is_ok_and(|r| r.header("strict-transport-security") == Some("max-age=60; preload")));
+    assert_eq!(proxy.get(&host("nohttp"), "/").status, 503);
 
     // nohttps: plain HTTP only. Over TLS the name falls to the fallback server, which has no
     // default.crt here, so the handshake is refused (nginx's ssl_reject_handshake).
@@ -356,6 +355,7 @@ fn basic_auth_from_htpasswd_files() {
     let _web = backend().vhost(&host).start();
     let _open = backend().vhost(&open).start();
     proxy.wait_status(&open, "/", 200);
+    proxy.wait_status(&host, "/", 401);
 
     let denied = proxy.get(&host, "/");
     assert_eq!(denied.status, 401);
