@@ -27,7 +27,9 @@ pub(crate) struct Completion {
     pub(crate) method: Method,
     pub(crate) status: StatusCode,
     pub(crate) start: Instant,
-    pub(crate) log: Option<AccessLog>,
+    /// Boxed: the body carrying this moves a dozen times per request, and with access logs off
+    /// (the case that has to be fast) this is one null pointer instead of 190 bytes to copy.
+    pub(crate) log: Option<Box<AccessLog>>,
     /// Held until the body ends so that `least_conn` sees the request as in flight.
     pub(crate) in_flight: Option<InFlight>,
 }

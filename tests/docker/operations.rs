@@ -63,6 +63,12 @@ fn access_logs_are_text_json_or_off() {
     let entry: serde_json::Value = serde_json::from_str(&line).expect("access line is JSON");
     assert_eq!(entry["status"], 200);
     assert_eq!(entry["host"], host.as_str());
+    // The backend that answered, filled in once the exchange is over.
+    let upstream = entry["upstream"].as_str().unwrap_or_default();
+    assert!(
+        upstream.parse::<std::net::SocketAddr>().is_ok(),
+        "upstream {upstream:?} in {line}"
+    );
     // Route changes are logged in JSON too, naming the container.
     assert!(json
         .log()

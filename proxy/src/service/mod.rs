@@ -300,50 +300,34 @@ impl ProxyService {
         &self,
         req: Request<Incoming>,
     ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
-        self.clone().run(req)
-    }
-
-    async fn run(self, req: Request<Incoming>) -> Response<ProxyBody> {
+        // What the completion needs from the request is taken here, outside the future: each
+        // value an async fn holds across its await is stored in it, and the whole future is
+        // copied into its box.
         let start = Instant::now();
         let method = req.method().clone();
-        let log = self.shared.config.access_log.then(|| AccessLog {
-            client: self.conn.info.peer,
-            host: req.headers().get(HOST).cloned(),
-            uri: req.uri().clone(),
-            upstream: None,
+        let log = self.shared.config.access_log.then(|| {
+            Box::new(AccessLog {
+                client: self.conn.info.peer,
+                host: req.headers().get(HOST).cloned(),
+                uri: req.uri().clone(),
+                upstream: None,
+            })
         });
-        let (answer, metrics, hsts) = self.proxy(req).await;
-        let (mut response, upstream, in_flight) = match answer {
-            Answer::Upstream {
-                response,
-                lease,
-                addr,
+        let service = self.clone();
+        async move {
+            let (answer, metrics, hsts) = service.proxy(req).await;
+            respond(answer, hsts, |status, upstream, in_flight| Completion {
+                metrics,
+                method,
+                status,
+                start,
+                log: log.map(|mut log| {
+                    log.upstream = upstream;
+                    log
+                }),
                 in_flight,
-            } => (
-                response.map(|body| ProxyBody::upstream(body, lease)),
-                Some(addr),
-                in_flight,
-            ),
-            Answer::Redirect(status, location) => (redirect(status, &location), None, None),
-            Answer::Text(bytes) => (text(bytes), None, None),
-            Answer::Challenge(realm) => (challenge(realm), None, None),
-            Answer::Error(kind) => (page(error::status(kind)), None, None),
-        };
-        if let Some(hsts) = hsts {
-            // Ours replaces a backend's own, on every answer including errors (nginx `always`).
-            response
-                .headers_mut()
-                .insert(STRICT_TRANSPORT_SECURITY, hsts);
+            })
         }
-        let completion = Completion {
-            metrics,
-            method,
-            status: response.status(),
-            start,
-            log: log.map(|log| AccessLog { upstream, ..log }),
-            in_flight,
-        };
-        response.map(|body| body.on_end(completion))
     }
 
     /// The answer, the vhost it is accounted to, and the HSTS header it must carry.
@@ -395,6 +379,39 @@ impl ProxyService {
             }
         }
     }
+}
+
+/// The client's response to `answer`, with the HSTS header, its body accounted by the
+/// completion `complete` builds from the status, the backend's address and the in-flight mark.
+fn respond(
+    answer: Answer,
+    hsts: Option<HeaderValue>,
+    complete: impl FnOnce(StatusCode, Option<SocketAddr>, Option<InFlight>) -> Completion,
+) -> Response<ProxyBody> {
+    let (mut response, upstream, in_flight) = match answer {
+        Answer::Upstream {
+            response,
+            lease,
+            addr,
+            in_flight,
+        } => (
+            response.map(|body| ProxyBody::upstream(body, lease)),
+            Some(addr),
+            in_flight,
+        ),
+        Answer::Redirect(status, location) => (redirect(status, &location), None, None),
+        Answer::Text(bytes) => (text(bytes), None, None),
+        Answer::Challenge(realm) => (challenge(realm), None, None),
+        Answer::Error(kind) => (page(error::status(kind)), None, None),
+    };
+    if let Some(hsts) = hsts {
+        // Ours replaces a backend's own, on every answer including errors (nginx `always`).
+        response
+            .headers_mut()
+            .insert(STRICT_TRANSPORT_SECURITY, hsts);
+    }
+    let completion = complete(response.status(), upstream, in_flight);
+    response.map(|body| body.on_end(completion))
 }
 
 fn upstream(config: &ProxyConfig) -> Upstream {
