@@ -316,17 +316,19 @@ impl ProxyService {
         let service = self.clone();
         async move {
             let (answer, metrics, hsts) = service.proxy(req).await;
-            respond(answer, hsts, |status, upstream, in_flight| Completion {
+            let (response, upstream, in_flight) = respond(answer, hsts);
+            let completion = Completion {
                 metrics,
                 method,
-                status,
+                status: response.status(),
                 start,
                 log: log.map(|mut log| {
                     log.upstream = upstream;
                     log
                 }),
                 in_flight,
-            })
+            };
+            response.map(|body| body.on_end(completion))
         }
     }
 
@@ -381,13 +383,12 @@ impl ProxyService {
     }
 }
 
-/// The client's response to `answer`, with the HSTS header, its body accounted by the
-/// completion `complete` builds from the status, the backend's address and the in-flight mark.
+/// The client's response to `answer`, with the HSTS header; and for a backend's answer, the
+/// backend and the mark that keeps the request counted in flight until its body ends.
 fn respond(
     answer: Answer,
     hsts: Option<HeaderValue>,
-    complete: impl FnOnce(StatusCode, Option<SocketAddr>, Option<InFlight>) -> Completion,
-) -> Response<ProxyBody> {
+) -> (Response<ProxyBody>, Option<SocketAddr>, Option<InFlight>) {
     let (mut response, upstream, in_flight) = match answer {
         Answer::Upstream {
             response,
@@ -410,8 +411,7 @@ fn respond(
             .headers_mut()
             .insert(STRICT_TRANSPORT_SECURITY, hsts);
     }
-    let completion = complete(response.status(), upstream, in_flight);
-    response.map(|body| body.on_end(completion))
+    (response, upstream, in_flight)
 }
 
 fn upstream(config: &ProxyConfig) -> Upstream {
