@@ -64,6 +64,16 @@ raise_nofile() {
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 }
 
+# Polls `$1` with `Host: bench.local` until it answers 200, at most `$2` times, `$3` seconds
+# apart (a proxy routes the bench container once discovery has seen it).
+wait_routed() {
+  local _
+  for _ in $(seq "$2"); do
+    [ "$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: bench.local' "$1")" = 200 ] && return
+    sleep "$3"
+  done
+}
+
 # Summed VmRSS, in KiB, of the given process IDs.
 rss_kib() {
   local pid total=0

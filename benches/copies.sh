@@ -44,10 +44,7 @@ for exe in "$@"; do
     --http-port 18950 --https-port 18951 --admin 127.0.0.1:18952 \
     --certs-dir "$work" --htpasswd-dir "$work" --acme-webroot "$work" >"$work/log" 2>&1 &
   pid=$!
-  for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: bench.local' "$url")" = 200 ] && break
-    sleep 0.1
-  done
+  wait_routed "$url" 100 0.1
   perf probe -q -d 'probe_*:*' 2>/dev/null || true
   perf probe -q -x "$exe" --add "$memmove size=%dx:u64"
   event=$(perf probe -l 2>/dev/null | awk '{ print $1; exit }')

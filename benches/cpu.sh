@@ -74,7 +74,7 @@ for b in "$@"; do
   url[$n]=$scheme://127.0.0.1:$((dport+i))/; ppids[$n]=$!; names+=($n)
 done
 for n in "${names[@]}"; do
-  for _ in $(seq 100); do [ "$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: bench.local' ${url[$n]})" = 200 ] && break; sleep 0.1; done
+  wait_routed "${url[$n]}" 100 0.1
 done
 ticks() { local t=0; for p in "$@"; do read -r u s < <(awk '{print $14, $15}' /proc/$p/stat); t=$((t+u+s)); done; echo $t; }
 ut() { local u=0 s=0; for p in "$@"; do read -r a b < <(awk '{print $14, $15}' /proc/$p/stat); u=$((u+a)); s=$((s+b)); done; echo "$u $s"; }

@@ -41,10 +41,7 @@ for exe in "$@"; do
     --http-port 18900 --https-port 18901 --admin 127.0.0.1:18902 \
     --certs-dir "$work" --htpasswd-dir "$work" --acme-webroot "$work" >"$work/log" 2>&1 &
   pid=$!
-  for _ in $(seq 300); do
-    [ "$(curl -sk -o /dev/null -w '%{http_code}' -H 'Host: bench.local' "$url")" = 200 ] && break
-    sleep 0.2
-  done
+  wait_routed "$url" 300 0.2
   load 3s >/dev/null
   callgrind_control -i on "$pid" >/dev/null 2>&1
   load "${secs}s" >"$work/wrk.txt"
