@@ -1,15 +1,20 @@
 #!/usr/bin/env python3
-"""The measuring half of scale.sh: starts dockhand in front of N running containers and times it.
+"""The measuring half of scale.sh and scale-synthetic.sh: starts dockhand in front of N containers.
 
-    scale.py N PREFIX NETWORK HTTP_PORT NGINX_PORT ADMIN ROUNDS WRK_SECONDS RESULTS PIDFILE \
-        -- DOCKHAND...
+    scale.py N ENGINE HTTP_PORT NGINX_PORT ADMIN ROUNDS WRK_SECONDS RESULTS PIDFILE -- DOCKHAND...
 
-The N containers (VIRTUAL_HOST=app<i>.scale.local) are already running. This starts dockhand
-(the command after `--`, its pid written to PIDFILE for the caller's cleanup) and measures:
+ENGINE is where the containers are and how one more is started and removed:
+  - `docker:PREFIX:NETWORK`: N real containers (VIRTUAL_HOST=app<i>.scale.local) already run on
+    the Docker engine; a change is `docker run -d` of one more on NETWORK, then `docker rm -f`;
+  - `synthetic:SOCKET`: dockhand's DOCKER_HOST is testkit's synthetic-engine on SOCKET, serving
+    N synthetic containers app<i>.scale.local; a change is container N+k starting (the engine's
+    `start` event), then being removed (`die`, `destroy`).
+This starts dockhand (the command after `--`, its pid written to PIDFILE for the caller's
+cleanup) and measures:
   - process start → /readyz 200, and → /api/routes listing all N vhosts;
   - RSS once ready;
-  - ROUNDS single changes: `docker run -d` of one more container → first 200 through dockhand,
-    then `docker rm -f` → first 503 (fresh HTTP/1.1 connection every 2 ms, like propagation.sh);
+  - ROUNDS single changes: one more container started → first 200 through dockhand, then
+    removed → first 503 (fresh HTTP/1.1 connection every 2 ms, like propagation.sh);
   - lookups: wrk, 64 connections, WRK_SECONDS, on one vhost and on a random vhost of the N per
     request (both through the same Lua request function, so wrk's own cost is the same), through
     dockhand and through the nginx on NGINX_PORT that routes the same N vhosts;
@@ -17,6 +22,7 @@ The N containers (VIRTUAL_HOST=app<i>.scale.local) are already running. This sta
 Prints Markdown tables; raw figures go to RESULTS (TSV).
 """
 
+import http.client
 import json
 import os
 import re
@@ -29,6 +35,7 @@ import time
 import urllib.request
 
 POLL = 0.002        # seconds between attempts
+FINE_POLL = 0.0002  # between attempts after a synthetic change, which is sent, not yet applied
 DEADLINE = 60.0     # seconds for dockhand to become ready; also per change
 
 
@@ -54,12 +61,12 @@ def get(url):
         return None, b""
 
 
-def until(check, since, what):
-    """Polls check() every POLL until true; returns seconds since `since`."""
+def until(check, since, what, poll=POLL):
+    """Polls check() every `poll` seconds until true; returns seconds since `since`."""
     while time.perf_counter() - since < DEADLINE:
         if check():
             return time.perf_counter() - since
-        time.sleep(POLL)
+        time.sleep(poll)
     sys.exit(f"scale.py: {what}: not within {DEADLINE:.0f} s")
 
 
@@ -85,7 +92,8 @@ def pct(values, p):
 
 def wrk(port, secs, script):
     text = subprocess.run(
-        ["wrk", "-t", "2", "-c", "64", "-d", f"{secs}s", "--latency", "-s", script,
+        # A session of its own, as the proxies: its own scheduling group (see common.sh).
+        ["setsid", "wrk", "-t", "2", "-c", "64", "-d", f"{secs}s", "--latency", "-s", script,
          f"http://127.0.0.1:{port}/"], check=True, capture_output=True, text=True).stdout
     if "Non-2xx" in text or "Socket errors" in text:
         sys.exit("wrk saw errors:\n" + text)
@@ -107,10 +115,87 @@ end
     return path
 
 
+class DockerContainers:
+    """Real containers on the Docker engine; one more is `docker run -d` on the bench network."""
+
+    def __init__(self, prefix, net):
+        self.prefix, self.net = prefix, net
+        self.kind = "running containers"
+        self.started, self.removed = "`docker run -d` returned", "`docker rm -f` returned"
+        # Docker has applied the change by the time the command returns; dockhand usually too.
+        self.poll = POLL
+
+    def host(self, i):
+        return f"extra{i}.scale.local"
+
+    def start(self, i):
+        subprocess.run(["docker", "run", "-d", "--name", f"{self.prefix}-extra-{i}",
+                        "--network", self.net, "--no-healthcheck", "--label", "dockhand.bench=1",
+                        "--label", f"dockhand.bench.run={self.prefix}", "-e",
+                        f"VIRTUAL_HOST={self.host(i)}", "--expose", "80",
+                        "dockhand-bench-backend:latest"], check=True, stdout=subprocess.DEVNULL)
+
+    def remove(self, i):
+        subprocess.run(["docker", "rm", "-f", f"{self.prefix}-extra-{i}"], check=True,
+                       stdout=subprocess.DEVNULL)
+
+
+class UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path):
+        super().__init__("localhost", timeout=5)
+        self.unix_path = path
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.unix_path)
+
+
+class SyntheticContainers:
+    """testkit's synthetic-engine: container N+i starts or goes when asked on its socket."""
+
+    def __init__(self, socket_path, n):
+        self.socket_path, self.n = socket_path, n
+        self.kind = "synthetic containers"
+        self.started, self.removed = "`start` event sent", "`die` and `destroy` sent"
+        # The event is on its way when the engine answers: a 2 ms poll would measure the poll.
+        self.poll = FINE_POLL
+
+    def host(self, i):
+        return f"app{self.n + i}.scale.local"
+
+    def ask(self, method, i):
+        conn = UnixHTTPConnection(self.socket_path)
+        try:
+            conn.request(method, f"/synthetic/containers/{self.n + i}")
+            status = conn.getresponse().status
+        finally:
+            conn.close()
+        if status != 204:
+            sys.exit(f"scale.py: synthetic-engine answered {status} to {method}")
+
+    def start(self, i):
+        self.ask("POST", i)
+
+    def remove(self, i):
+        self.ask("DELETE", i)
+
+
+def engine(spec, n):
+    kind, _, rest = spec.partition(":")
+    if kind == "docker":
+        prefix, _, net = rest.partition(":")
+        return DockerContainers(prefix, net)
+    if kind == "synthetic":
+        return SyntheticContainers(rest, n)
+    sys.exit(f"scale.py: unknown engine {spec!r}")
+
+
 def main():
     sep = sys.argv.index("--")
-    n, prefix, net, port, nginx_port, admin, rounds, wrk_secs, results, pidfile = sys.argv[1:sep]
+    n, spec, port, nginx_port, admin, rounds, wrk_secs, results, pidfile = sys.argv[1:sep]
     n, port, nginx_port, rounds = int(n), int(port), int(nginx_port), int(rounds)
+    containers = engine(spec, n)
     command = sys.argv[sep + 1:]
     rows = []  # (measure, value, unit)
     lookups = []  # (label, target, rps, p50_ms, p99_ms)
@@ -130,21 +215,16 @@ def main():
 
         up, down = [], []
         for i in range(rounds):
-            name, host = f"{prefix}-extra-{i}", f"extra{i}.scale.local"
-            subprocess.run(["docker", "run", "-d", "--name", name, "--network", net,
-                            "--no-healthcheck", "--label", "dockhand.bench=1",
-                            "--label", f"dockhand.bench.run={prefix}", "-e",
-                            f"VIRTUAL_HOST={host}", "--expose", "80",
-                            "dockhand-bench-backend:latest"],
-                           check=True, stdout=subprocess.DEVNULL)
+            host = containers.host(i)
+            containers.start(i)
             up.append(until(lambda: status(port, host) == 200, time.perf_counter(),
-                            f"{host} routed") * 1e3)
-            subprocess.run(["docker", "rm", "-f", name], check=True, stdout=subprocess.DEVNULL)
+                            f"{host} routed", containers.poll) * 1e3)
+            containers.remove(i)
             down.append(until(lambda: status(port, host) == 503, time.perf_counter(),
-                              f"{host} gone") * 1e3)
+                              f"{host} gone", containers.poll) * 1e3)
             print(f"change {i}: {up[-1]:.1f} ms up, {down[-1]:.1f} ms down", file=sys.stderr)
-        for label, col in (("`docker run -d` returned → 200 via dockhand", up),
-                           ("`docker rm -f` returned → 503 via dockhand", down)):
+        for label, col in ((f"{containers.started} → 200 via dockhand", up),
+                           (f"{containers.removed} → 503 via dockhand", down)):
             for p in (50, 99):
                 rows.append((f"one change at {n} containers: {label}, p{p} of {rounds}",
                               pct(col, p), "ms"))
@@ -174,7 +254,7 @@ def main():
                      for label, t, rps, p50, p99 in lookups
                      for k, v, u in (("throughput", rps, "req/s"), ("p50", p50, "ms"),
                                      ("p99", p99, "ms")))
-    print(f"\nScale: dockhand in front of {n} running containers, one vhost each ({results})\n")
+    print(f"\nScale: dockhand in front of {n} {containers.kind}, one vhost each ({results})\n")
     print("| measure | value |")
     print("|---|---|")
     for m, v, u in rows:

@@ -77,12 +77,12 @@ echo "$n containers running after $(( SECONDS - started )) s" >&2
       done
   echo "}"
 } > "$work/nginx.conf"
-nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
+setsid nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 
 mkdir -p "$work/certs" "$work/htpasswd" "$work/acme"
 DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn python3 benches/scale.py \
-  "$n" "$prefix" "$net" 18283 18284 127.0.0.1:18293 "$rounds" "$wrk_secs" \
+  "$n" "docker:$prefix:$net" 18283 18284 127.0.0.1:18293 "$rounds" "$wrk_secs" \
   "$out/scale-$(date +%Y%m%d-%H%M%S).tsv" "$work/dockhand.pid" -- \
-  "$bin/dockhand" --bind 127.0.0.1 --http-port 18283 --https-port 18643 \
+  setsid "$bin/dockhand" --bind 127.0.0.1 --http-port 18283 --https-port 18643 \
   --admin 127.0.0.1:18293 --certs-dir "$work/certs" --htpasswd-dir "$work/htpasswd" \
   --acme-webroot "$work/acme"

@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use bollard::models::ContainerInspectResponse;
 use dockhand_proxy::spec::{Balance, Health, Keepalive, Proto};
 
-pub use address::{container_address, Reach};
+pub use address::{container_address, Endpoints, Reach};
 pub use error::ContractError;
 pub use options::{
     parse_acme_challenge, parse_bool, parse_hsts, parse_https_method, parse_non_get_redirect,

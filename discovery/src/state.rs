@@ -11,14 +11,13 @@ use bollard::models::ContainerInspectResponse;
 use dockhand_proxy::spec::{HttpsPolicy, TableSpec};
 use tracing::{info, warn};
 
-use crate::contract::{self, Reach};
+use crate::contract::{self, Endpoints, Reach};
 use crate::table::{self, RoutedContainer, SpecIndex};
 use crate::{DiscoveryMetrics, TableSink};
 
 pub(crate) struct State {
-    /// The `docker inspect` of every routed container, by ID: addresses are chosen from it
-    /// again when dockhand's own networks change.
-    inspects: HashMap<String, ContainerInspectResponse>,
+    /// What is kept of every routed container's `docker inspect`, by ID.
+    kept: HashMap<String, Kept>,
     /// Their routes, and the spec they make, kept up to date one container at a time.
     index: SpecIndex,
     /// Running containers skipped for invalid settings (by ID), for the gauge.
@@ -42,7 +41,7 @@ impl State {
         https: HttpsPolicy,
     ) -> Self {
         Self {
-            inspects: HashMap::new(),
+            kept: HashMap::new(),
             index: SpecIndex::new(default_host.as_deref(), https),
             invalid: HashSet::new(),
             stopping: HashSet::new(),
@@ -58,23 +57,15 @@ impl State {
     /// address again.
     pub(crate) fn set_reach(&mut self, reach: Reach) {
         self.reach = reach;
-        for (id, inspect) in &self.inspects {
+        for (id, kept) in &self.kept {
             if let Some(known) = self.index.get(id) {
-                let routed = self.routed(known.routes.clone(), inspect);
+                let routed = RoutedContainer {
+                    routes: known.routes.clone(),
+                    address: kept.endpoints.address(&self.reach),
+                    health: known.health,
+                };
                 self.index.upsert(id, routed);
             }
-        }
-    }
-
-    fn routed(
-        &self,
-        routes: contract::ContainerRoutes,
-        inspect: &ContainerInspectResponse,
-    ) -> RoutedContainer {
-        RoutedContainer {
-            routes,
-            address: contract::container_address(inspect, &self.reach),
-            health: contract::health(inspect),
         }
     }
 
@@ -88,9 +79,14 @@ impl State {
         match contract::parse_container(&inspect) {
             Ok(Some(routes)) => {
                 self.invalid.remove(&id);
-                let routed = self.routed(routes, &inspect);
+                let kept = Kept::of(&inspect);
+                let routed = RoutedContainer {
+                    routes,
+                    address: kept.endpoints.address(&self.reach),
+                    health: contract::health(&inspect),
+                };
                 self.index.upsert(&id, routed);
-                self.inspects.insert(id, inspect);
+                self.kept.insert(id, kept);
             }
             Ok(None) => self.remove(&id),
             Err(error) => {
@@ -103,7 +99,7 @@ impl State {
     }
 
     pub(crate) fn remove(&mut self, id: &str) {
-        self.inspects.remove(id);
+        self.kept.remove(id);
         self.index.remove(id);
         self.invalid.remove(id);
     }
@@ -125,7 +121,7 @@ impl State {
         self.invalid.clear();
         let alive: HashSet<&str> = running.iter().filter_map(|c| c.id.as_deref()).collect();
         self.stopping.retain(|id| alive.contains(id.as_str()));
-        let gone: Vec<String> = (self.inspects.keys())
+        let gone: Vec<String> = (self.kept.keys())
             .filter(|id| !alive.contains(id.as_str()))
             .cloned()
             .collect();
@@ -179,11 +175,28 @@ impl State {
 
     /// The container's configured stop signal (`STOPSIGNAL`), if it set one.
     pub(crate) fn stop_signal(&self, id: &str) -> Option<String> {
-        self.inspects.get(id)?.config.as_ref()?.stop_signal.clone()
+        self.kept.get(id)?.stop_signal.clone()
     }
 
     pub(crate) fn container_count(&self) -> usize {
         self.index.len()
+    }
+}
+
+/// What is kept of a routed container's `docker inspect`: its networks, to choose its address
+/// again when dockhand's own networks change, and its stop signal. (The whole inspect, about
+/// 9 KiB, was most of discovery's memory per container.)
+struct Kept {
+    endpoints: Endpoints,
+    stop_signal: Option<String>,
+}
+
+impl Kept {
+    fn of(inspect: &ContainerInspectResponse) -> Kept {
+        Kept {
+            endpoints: Endpoints::of(inspect),
+            stop_signal: inspect.config.as_ref().and_then(|c| c.stop_signal.clone()),
+        }
     }
 }
 

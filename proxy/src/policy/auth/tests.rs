@@ -120,24 +120,47 @@ async fn path_file_wins_for_its_location() {
     );
 }
 
+/// Checks until `expected` (the watcher lists the folder every few milliseconds here), or fails
+/// after a deadline.
+async fn eventually(
+    auth: &BasicAuth,
+    files: &AuthFiles,
+    authorization: Option<&HeaderValue>,
+    expected: fn(&Result<(), HeaderValue>) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = auth.check(files, authorization).await;
+        if expected(&got) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still {got:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 #[tokio::test]
 async fn changes_to_the_file_are_picked_up() {
     let root = dir("change");
     let file = root.join("web.tld");
     std::fs::write(&file, format!("alice:{APR1}\n")).unwrap();
-    let auth = BasicAuth::with_recheck(&root, Duration::ZERO);
+    let auth = BasicAuth::with_recheck(&root, Duration::from_millis(5));
     let files = AuthFiles::new("web.tld", "/");
     let alice = basic("alice", "password");
     assert_eq!(auth.check(&files, Some(&alice)).await, Ok(()));
     // Alice's cached verification must not outlive her removal.
     std::fs::write(&file, format!("bob:{SHA}\n# alice was removed\n")).unwrap();
-    assert!(auth.check(&files, Some(&alice)).await.is_err());
-    assert_eq!(
-        auth.check(&files, Some(&basic("bob", "password"))).await,
-        Ok(())
-    );
+    eventually(&auth, &files, Some(&alice), Result::is_err).await;
+    let bob = basic("bob", "password");
+    assert_eq!(auth.check(&files, Some(&bob)).await, Ok(()));
     std::fs::remove_file(&file).unwrap();
-    assert_eq!(auth.check(&files, None).await, Ok(()));
+    eventually(&auth, &files, None, Result::is_ok).await;
+    // A file that appears later is found too.
+    let other = AuthFiles::new("other.tld", "/");
+    assert_eq!(auth.check(&other, None).await, Ok(()));
+    std::fs::write(root.join("other.tld"), format!("bob:{SHA}\n")).unwrap();
+    eventually(&auth, &other, None, Result::is_err).await;
+    assert_eq!(auth.check(&other, Some(&bob)).await, Ok(()));
 }
 
 #[tokio::test]
@@ -147,8 +170,41 @@ async fn a_new_file_waits_for_the_recheck_interval() {
     let files = AuthFiles::new("web.tld", "/");
     assert_eq!(auth.check(&files, None).await, Ok(()));
     std::fs::write(root.join("web.tld"), format!("alice:{APR1}\n")).unwrap();
-    // Not stat'ed again within the interval: the cached "no file" still holds.
+    // Not listed again within the interval: the cached "no file" still holds.
     assert_eq!(auth.check(&files, None).await, Ok(()));
+}
+
+#[tokio::test]
+async fn an_unlistable_folder_denies_everybody() {
+    // A file where the folder should be cannot be listed (running as root, permissions would
+    // not stop the listing).
+    let root = dir("unlistable");
+    let not_a_folder = root.join("htpasswd");
+    std::fs::write(&not_a_folder, "").unwrap();
+    let auth = BasicAuth::new(&not_a_folder);
+    let files = AuthFiles::new("web.tld", "/");
+    let realm = HeaderValue::from_static("Basic realm=\"Restricted web.tld\"");
+    assert_eq!(auth.check(&files, None).await, Err(realm.clone()));
+    assert_eq!(
+        auth.check(&files, Some(&basic("alice", "password"))).await,
+        Err(realm)
+    );
+}
+
+#[tokio::test]
+async fn a_folder_under_a_vhost_name_is_no_file() {
+    let root = dir("unreadable");
+    std::fs::create_dir(root.join("web.tld")).unwrap();
+    std::fs::write(root.join("locked.tld"), format!("alice:{APR1}\n")).unwrap();
+    let auth = BasicAuth::new(&root);
+    assert_eq!(
+        auth.check(&AuthFiles::new("web.tld", "/"), None).await,
+        Ok(())
+    );
+    assert!(auth
+        .check(&AuthFiles::new("locked.tld", "/"), None)
+        .await
+        .is_err());
 }
 
 #[test]
