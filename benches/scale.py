@@ -17,7 +17,8 @@ cleanup) and measures:
     removed → first 503 (fresh HTTP/1.1 connection every 2 ms, like propagation.sh);
   - lookups: wrk, 64 connections, WRK_SECONDS, on one vhost and on a random vhost of the N per
     request (both through the same Lua request function, so wrk's own cost is the same), through
-    dockhand and through the nginx on NGINX_PORT that routes the same N vhosts;
+    dockhand and through the nginx on NGINX_PORT that routes the same N vhosts, in
+    LOOKUP_ROUNDS interleaved rounds (medians);
   - RSS after the lookups.
 Prints Markdown tables; raw figures go to RESULTS (TSV).
 """
@@ -37,6 +38,7 @@ import urllib.request
 POLL = 0.002        # seconds between attempts
 FINE_POLL = 0.0002  # between attempts after a synthetic change, which is sent, not yet applied
 DEADLINE = 60.0     # seconds for dockhand to become ready; also per change
+LOOKUP_ROUNDS = 3   # interleaved wrk runs per proxy and case; medians are reported
 
 
 def status(port, host):
@@ -235,11 +237,19 @@ def main():
                          f'"app" .. math.random(0, {n - 1}) .. ".scale.local"')
             for label, script in (("one vhost", one), (f"a random vhost of {n}", spread)):
                 assert status(nginx_port, "app0.scale.local") == 200, "nginx does not route"
-                for target, p in (("nginx", nginx_port), ("dockhand", port)):
-                    rps, p50, p99 = wrk(p, wrk_secs, script)
-                    print(f"wrk {target}, {label}: {rps:.0f} req/s, p99 {p99:.2f} ms",
-                          file=sys.stderr)
-                    lookups.append((label, target, rps, p50, p99))
+                runs = {"nginx": [], "dockhand": []}
+                targets = [("nginx", nginx_port), ("dockhand", port)]
+                # Interleaved, the order alternating: the host's speed drifts from one run to
+                # the next, and a single pair of runs would mostly measure that.
+                for r in range(LOOKUP_ROUNDS):
+                    for target, p in targets if r % 2 == 0 else targets[::-1]:
+                        rps, p50, p99 = wrk(p, wrk_secs, script)
+                        print(f"wrk {target}, {label}, round {r + 1}: {rps:.0f} req/s, "
+                              f"p99 {p99:.2f} ms", file=sys.stderr)
+                        runs[target].append((rps, p50, p99))
+                for target, got in runs.items():
+                    medians = (statistics.median(col) for col in zip(*got))
+                    lookups.append((label, target, *medians))
         rows.append(("RSS after the lookup runs", rss_mib(proc.pid), "MiB"))
         left = scale_hosts(admin)
         assert len(left) == n, f"{len(left)} scale vhosts listed at the end, {n} expected"
@@ -259,7 +269,8 @@ def main():
     print("|---|---|")
     for m, v, u in rows:
         print(f"| {m} | {v:.1f} {u} |")
-    print(f"\nLookups: wrk, 64 connections, {wrk_secs} s each; nginx routes the same {n} vhosts\n")
+    print(f"\nLookups: wrk, 64 connections, medians of {LOOKUP_ROUNDS} interleaved runs of "
+          f"{wrk_secs} s; nginx routes the same {n} vhosts\n")
     print("| Host of each request | dockhand req/s | p50 ms | p99 ms | nginx req/s | p50 ms | p99 ms "
           "| dockhand / nginx req/s |")
     print("|---|---|---|---|---|---|---|---|")
