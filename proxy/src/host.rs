@@ -4,6 +4,7 @@
 //! wildcard, then the first matching regex in config order (nginx-proxy sorts vhosts by name).
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use foldhash::HashMap;
 use regex::{Regex, RegexBuilder};
@@ -34,16 +35,16 @@ pub enum PatternError {
 #[derive(Clone, Debug)]
 pub enum HostPattern {
     /// `example.com`, `172.20.0.1`, `[fd00::1]`: equal to the normalized host.
-    Exact(String),
+    Exact(Arc<str>),
     /// `*.example.com`, stored as the suffix `.example.com`: any depth of subdomain, not the apex.
-    Leading(String),
+    Leading(Arc<str>),
     /// `example.*`, stored as the prefix `example.`.
-    Trailing(String),
+    Trailing(Arc<str>),
     /// `~regex`: unanchored unless written with `^`/`$`; always case-insensitive because hosts are
     /// lower-cased before matching.
     Regex {
         /// The name as written, `~` included (the sort key of regex priority).
-        source: String,
+        source: Arc<str>,
         /// The compiled expression.
         regex: Regex,
     },
@@ -62,7 +63,7 @@ impl HostPattern {
                     reason: e.to_string(),
                 })?;
             return Ok(HostPattern::Regex {
-                source: raw.to_owned(),
+                source: raw.into(),
                 regex,
             });
         }
@@ -77,24 +78,24 @@ impl HostPattern {
             if !suffix.starts_with('.') || suffix.len() < 2 || suffix.contains('*') {
                 return Err(PatternError::Wildcard(name));
             }
-            return Ok(HostPattern::Leading(suffix.to_owned()));
+            return Ok(HostPattern::Leading(suffix.into()));
         }
         if let Some(prefix) = name.strip_suffix('*') {
             if !prefix.ends_with('.') || prefix.len() < 2 || prefix.contains('*') {
                 return Err(PatternError::Wildcard(name));
             }
-            return Ok(HostPattern::Trailing(prefix.to_owned()));
+            return Ok(HostPattern::Trailing(prefix.into()));
         }
         if name.contains('*') {
             return Err(PatternError::Wildcard(name));
         }
-        Ok(HostPattern::Exact(name))
+        Ok(HostPattern::Exact(name.into()))
     }
 
     /// Whether `host` (already [`normalize_host`]d) matches this pattern on its own.
     pub fn matches(&self, host: &str) -> bool {
         match self {
-            HostPattern::Exact(name) => host == name,
+            HostPattern::Exact(name) => host == &**name,
             HostPattern::Leading(suffix) => host.len() > suffix.len() && host.ends_with(&**suffix),
             HostPattern::Trailing(prefix) => {
                 host.len() > prefix.len() && host.starts_with(&**prefix)
@@ -151,13 +152,14 @@ fn is_port(s: &str) -> bool {
 /// so a lookup costs a few hash probes whatever the number of names. The maps hash with foldhash
 /// (randomly seeded), which halves the time of a lookup against SipHash (`benches/host`); a
 /// client's host only probes maps whose keys come from Docker, so there is no flooding to resist.
+/// Keys are shared with the patterns they came from: cloning a matcher copies no name.
 #[derive(Clone, Debug)]
 pub struct HostMatcher<T> {
-    exact: HashMap<String, T>,
-    leading: HashMap<String, T>,
-    trailing: HashMap<String, T>,
+    exact: HashMap<Arc<str>, T>,
+    leading: HashMap<Arc<str>, T>,
+    trailing: HashMap<Arc<str>, T>,
     /// Sorted by source, the config order of nginx-proxy.
-    regexes: Vec<(String, Regex, T)>,
+    regexes: Vec<(Arc<str>, Regex, T)>,
 }
 
 impl<T> Default for HostMatcher<T> {
@@ -194,16 +196,30 @@ impl<T> HostMatcher<T> {
             HostPattern::Trailing(prefix) => return insert_new(&mut self.trailing, prefix, value),
             HostPattern::Regex { source, regex } => (source, regex),
         };
-        match self
-            .regexes
-            .binary_search_by(|(s, _, _)| s.as_str().cmp(&map.0))
-        {
+        match self.regex_index(&map.0) {
             Ok(_) => false,
             Err(at) => {
                 self.regexes.insert(at, (map.0, map.1, value));
                 true
             }
         }
+    }
+
+    /// Takes out the value of a pattern equal to `pattern`, if there is one.
+    pub fn remove(&mut self, pattern: &HostPattern) -> Option<T> {
+        match pattern {
+            HostPattern::Exact(name) => self.exact.remove(name),
+            HostPattern::Leading(suffix) => self.leading.remove(suffix),
+            HostPattern::Trailing(prefix) => self.trailing.remove(prefix),
+            HostPattern::Regex { source, .. } => {
+                let at = self.regex_index(source).ok()?;
+                Some(self.regexes.remove(at).2)
+            }
+        }
+    }
+
+    fn regex_index(&self, source: &str) -> Result<usize, usize> {
+        self.regexes.binary_search_by(|(s, _, _)| (**s).cmp(source))
     }
 
     /// The value for `host`, which must already be [`normalize_host`]d.
@@ -244,7 +260,7 @@ impl<T> HostMatcher<T> {
     }
 }
 
-fn insert_new<T>(map: &mut HashMap<String, T>, key: String, value: T) -> bool {
+fn insert_new<T>(map: &mut HashMap<Arc<str>, T>, key: Arc<str>, value: T) -> bool {
     match map.entry(key) {
         std::collections::hash_map::Entry::Occupied(_) => false,
         std::collections::hash_map::Entry::Vacant(slot) => {
@@ -268,6 +284,22 @@ mod tests {
 
     fn lookup<'a>(m: &'a HostMatcher<String>, host: &str) -> Option<&'a str> {
         m.get(&normalize_host(host).unwrap()).map(String::as_str)
+    }
+
+    #[test]
+    fn removing_a_pattern_leaves_the_others() {
+        let mut m = matcher(&["a.example.com", "*.example.com", "www.*", "~^api\\."]);
+        for name in ["a.example.com", "*.example.com", "www.*", "~^api\\."] {
+            let pattern = HostPattern::parse(name).unwrap();
+            assert_eq!(m.remove(&pattern).as_deref(), Some(name));
+            assert_eq!(m.remove(&pattern), None, "{name} is gone");
+        }
+        assert!(m.is_empty());
+        let mut m = matcher(&["~^b\\.", "~^a\\.", "*.example.com"]);
+        m.remove(&HostPattern::parse("~^a\\.").unwrap());
+        assert_eq!(lookup(&m, "b.other"), Some("~^b\\."));
+        assert_eq!(lookup(&m, "a.other"), None);
+        assert_eq!(lookup(&m, "a.example.com"), Some("*.example.com"));
     }
 
     #[test]

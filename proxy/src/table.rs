@@ -98,7 +98,14 @@ impl Drop for InFlight {
 /// Backend state by address, kept across table swaps.
 #[derive(Debug, Default)]
 pub struct BackendRegistry {
-    states: DashMap<SocketAddr, Arc<BackendState>, foldhash::fast::RandomState>,
+    states: DashMap<SocketAddr, Registered, foldhash::fast::RandomState>,
+}
+
+/// One backend's state, and how many targets of the last table built go to it.
+#[derive(Debug, Default)]
+struct Registered {
+    state: Arc<BackendState>,
+    targets: usize,
 }
 
 impl BackendRegistry {
@@ -109,14 +116,50 @@ impl BackendRegistry {
 
     /// The state of `addr`, created on first use.
     pub fn state(&self, addr: SocketAddr) -> Arc<BackendState> {
-        self.states.entry(addr).or_default().clone()
+        self.states.entry(addr).or_default().state.clone()
     }
 
     /// Drops the state of addresses that `table` does not route to. Tables still in use keep
     /// their own `Arc`s, so requests in flight are unaffected.
     pub fn retain(&self, table: &RouteTable) {
-        let live: foldhash::HashSet<SocketAddr> = table.targets().map(|t| t.addr).collect();
-        self.states.retain(|addr, _| live.contains(addr));
+        let mut counts: foldhash::HashMap<SocketAddr, usize> = foldhash::HashMap::default();
+        for target in table.targets() {
+            *counts.entry(target.addr).or_default() += 1;
+        }
+        self.states
+            .retain(|addr, registered| match counts.get(addr) {
+                Some(&targets) => {
+                    registered.targets = targets;
+                    true
+                }
+                None => false,
+            });
+    }
+
+    /// [`BackendRegistry::retain`] after `replaced` vhosts gave way to `added` ones: each
+    /// address's count of targets follows, and the addresses no target goes to any more are
+    /// dropped, without looking at the rest of the table.
+    fn retain_changed<'v>(
+        &self,
+        replaced: impl Iterator<Item = &'v Arc<Vhost>>,
+        added: impl Iterator<Item = &'v Arc<Vhost>>,
+    ) {
+        for target in added.flat_map(|v| v.targets()) {
+            if let Some(mut registered) = self.states.get_mut(&target.addr) {
+                registered.targets += 1;
+            }
+        }
+        let replaced: Vec<SocketAddr> =
+            replaced.flat_map(|v| v.targets()).map(|t| t.addr).collect();
+        for addr in &replaced {
+            if let Some(mut registered) = self.states.get_mut(addr) {
+                registered.targets = registered.targets.saturating_sub(1);
+            }
+        }
+        for addr in &replaced {
+            self.states
+                .remove_if(addr, |_, registered| registered.targets == 0);
+        }
     }
 
     /// Number of addresses tracked.
@@ -138,6 +181,11 @@ pub struct RouteTable {
     vhosts: Vec<Arc<Vhost>>,
     #[serde(skip)]
     hosts: HostMatcher<Arc<Vhost>>,
+    /// Two vhost names made equal patterns, so `hosts` holds one of them only (the first by
+    /// name, as nginx): the next table is then indexed from scratch, which settles again who
+    /// serves the pattern.
+    #[serde(skip)]
+    shadowed: bool,
     #[serde(skip)]
     default_vhost: Option<Arc<Vhost>>,
 }
@@ -174,6 +222,13 @@ pub(crate) struct Vhost {
     pub(crate) locations: PathMatcher<Arc<Route>>,
     #[serde(skip)]
     pub(crate) metrics: Arc<VhostMetrics>,
+}
+
+impl Vhost {
+    /// Every backend of every location, in order.
+    fn targets(&self) -> impl Iterator<Item = &Target> {
+        self.routes.iter().flat_map(|r| r.targets.iter())
+    }
 }
 
 /// One location of a vhost and its backends.
@@ -249,6 +304,7 @@ impl RouteTable {
             default_host: None,
             vhosts: Vec::new(),
             hosts: HostMatcher::new(),
+            shadowed: false,
             default_vhost: None,
         }
     }
@@ -299,7 +355,8 @@ impl RouteTable {
     /// Builds the table that replaces this one with `updates` applied (the first update of a
     /// name wins), like [`RouteTable::rebuild`] does for a whole spec: every other vhost, its
     /// metric handles and its series are shared untouched, and no other spec is compared. The
-    /// rest is one pass that copies pointers: the vhost list, the host index and the registry.
+    /// rest copies pointers: the vhost list and the host index, whose changed names alone are
+    /// hashed; the registry counts the targets of the changed vhosts only.
     /// `DEFAULT_HOST` stays this table's.
     pub fn apply(
         &self,
@@ -330,17 +387,57 @@ impl RouteTable {
         // One handle per part, in order.
         let mut handles = metrics.update(&counts, &removed).into_iter();
         let mut vhosts = Vec::with_capacity(self.vhosts.len() + parts.len());
+        let mut changes = Vec::with_capacity(parts.len());
         let mut old = self.vhosts.iter().peekable();
         for (host, part) in parts {
             while let Some(kept) = old.next_if(|v| v.host.as_str() < host) {
                 vhosts.push(kept.clone());
             }
             // The vhost of this name, if any, is replaced or removed.
-            old.next_if(|v| v.host == host);
-            vhosts.extend(part.and_then(|p| handles.next().map(|m| p.finish(m))));
+            let before = old.next_if(|v| v.host == host);
+            let after = part.and_then(|p| handles.next().map(|m| p.finish(m)));
+            vhosts.extend(after.clone());
+            changes.push((before, after));
         }
         vhosts.extend(old.cloned());
-        assemble(vhosts, self.default_host.clone(), generation, registry)
+        let default_host = self.default_host.clone();
+        let Some(hosts) = self.patched_hosts(&changes) else {
+            return assemble(vhosts, default_host, generation, registry);
+        };
+        let table = RouteTable {
+            generation,
+            default_vhost: default_vhost(&vhosts, default_host.as_deref()),
+            default_host,
+            vhosts,
+            hosts,
+            shadowed: false,
+        };
+        let replaced = changes.iter().filter_map(|(before, _)| *before);
+        let added = changes.iter().filter_map(|(_, after)| after.as_ref());
+        registry.retain_changed(replaced, added);
+        table
+    }
+
+    /// This table's host index with `changes` (each vhost as it was, if it was, and as it is
+    /// now, if it is) made in a copy. `None` when patterns collide, and a full index must decide
+    /// which vhost serves them.
+    fn patched_hosts(&self, changes: &[Change<'_>]) -> Option<HostMatcher<Arc<Vhost>>> {
+        if self.shadowed {
+            return None;
+        }
+        let mut hosts = self.hosts.clone();
+        for before in changes.iter().filter_map(|(before, _)| *before) {
+            match hosts.remove(&before.pattern) {
+                Some(indexed) if Arc::ptr_eq(&indexed, before) => {}
+                _ => return None,
+            }
+        }
+        for after in changes.iter().filter_map(|(_, after)| after.as_ref()) {
+            if !hosts.insert(after.pattern.clone(), after.clone()) {
+                return None;
+            }
+        }
+        Some(hosts)
     }
 
     /// The vhost of this table named exactly `host` (vhosts are sorted by name).
@@ -417,10 +514,7 @@ impl RouteTable {
     }
 
     fn targets(&self) -> impl Iterator<Item = &Target> {
-        self.vhosts
-            .iter()
-            .flat_map(|v| v.routes.iter())
-            .flat_map(|r| r.targets.iter())
+        self.vhosts.iter().flat_map(|v| v.targets())
     }
 }
 
@@ -433,24 +527,32 @@ fn assemble(
     registry: &BackendRegistry,
 ) -> RouteTable {
     let mut hosts = HostMatcher::with_capacity(vhosts.len());
+    let mut shadowed = false;
     for vhost in &vhosts {
-        hosts.insert(vhost.pattern.clone(), vhost.clone());
+        shadowed |= !hosts.insert(vhost.pattern.clone(), vhost.clone());
     }
-    let default_vhost = default_host.as_ref().and_then(|name| {
-        vhosts
-            .iter()
-            .find(|v| v.host.eq_ignore_ascii_case(name))
-            .cloned()
-    });
     let table = RouteTable {
         generation,
+        default_vhost: default_vhost(&vhosts, default_host.as_deref()),
         default_host,
         vhosts,
         hosts,
-        default_vhost,
+        shadowed,
     };
     registry.retain(&table);
     table
+}
+
+/// One vhost name in [`RouteTable::apply`]: its vhost in the table applied to, and in the new one.
+type Change<'t> = (Option<&'t Arc<Vhost>>, Option<Arc<Vhost>>);
+
+/// The vhost named `DEFAULT_HOST`, if it is one of `vhosts`.
+fn default_vhost(vhosts: &[Arc<Vhost>], default_host: Option<&str>) -> Option<Arc<Vhost>> {
+    let name = default_host?;
+    vhosts
+        .iter()
+        .find(|v| v.host.eq_ignore_ascii_case(name))
+        .cloned()
 }
 
 /// A vhost of the table being built: shared with the previous table, or built anew.

@@ -346,3 +346,103 @@ fn apply_skips_an_update_whose_host_does_not_parse_and_drops_the_old_vhost_of_th
         "still sorted"
     );
 }
+
+#[test]
+fn apply_indexes_every_host_a_rebuild_would() {
+    let (first, registry, _prom) = build(&sample());
+    let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+    let updates = [
+        VhostUpdate::Set(vhost(
+            "*.new.tld",
+            vec![path("/", vec![backend("n1", Some("10.0.0.7:80"))])],
+        )),
+        VhostUpdate::Set(vhost(
+            "~^c\\.",
+            vec![path("/", vec![backend("c1", Some("10.0.0.8:80"))])],
+        )),
+        VhostUpdate::Remove("*.b.tld".into()),
+    ];
+    let applied = first.apply(&updates, 2, &metrics, &registry);
+    let host = |name: &str| applied.vhost(name).map(|v| v.host.as_str());
+    assert_eq!(host("x.new.tld"), Some("*.new.tld"));
+    assert_eq!(host("a.tld"), Some("a.tld"));
+    assert_eq!(host("x.b.tld"), None, "removed");
+    let regex = applied.vhost("c.example").unwrap();
+    assert_eq!(
+        regex.routes[0].targets.len(),
+        1,
+        "the new version of ~^c\\."
+    );
+    // b1 (10.0.0.2) and b3 (10.0.0.3) went with *.b.tld; a1, n1 and c1 are routed.
+    let mut routed: Vec<SocketAddr> = registry.states.iter().map(|e| *e.key()).collect();
+    routed.sort();
+    let expected: Vec<SocketAddr> = ["10.0.0.1:80", "10.0.0.7:80", "10.0.0.8:80"]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+    assert_eq!(routed, expected);
+}
+
+#[test]
+fn apply_keeps_the_state_of_a_backend_another_vhost_still_routes_to() {
+    let shared = || vec![path("/", vec![backend("s", Some("10.0.0.9:80"))])];
+    let spec = TableSpec {
+        vhosts: vec![vhost("one.tld", shared()), vhost("two.tld", shared())],
+        default_host: None,
+    };
+    let (first, registry, _prom) = build(&spec);
+    let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+    let applied = first.apply(
+        &[VhostUpdate::Remove("one.tld".into())],
+        2,
+        &metrics,
+        &registry,
+    );
+    assert_eq!(registry.len(), 1, "two.tld still routes to it");
+    let applied = applied.apply(
+        &[VhostUpdate::Remove("two.tld".into())],
+        3,
+        &metrics,
+        &registry,
+    );
+    assert!(registry.is_empty());
+    assert!(applied.vhost("two.tld").is_none());
+}
+
+#[test]
+fn when_two_names_make_one_pattern_the_first_serves_until_it_goes() {
+    // Names differing only in case are one host: the first by name serves it, as nginx would.
+    let spec = TableSpec {
+        vhosts: vec![
+            vhost(
+                "a.tld",
+                vec![path("/", vec![backend("lower", Some("10.0.0.1:80"))])],
+            ),
+            vhost(
+                "A.TLD",
+                vec![path("/", vec![backend("upper", Some("10.0.0.2:80"))])],
+            ),
+        ],
+        default_host: None,
+    };
+    let (first, registry, _prom) = build(&spec);
+    assert_eq!(first.vhost("a.tld").unwrap().host, "A.TLD");
+    let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
+    let applied = first.apply(
+        &[VhostUpdate::Remove("A.TLD".into())],
+        2,
+        &metrics,
+        &registry,
+    );
+    assert_eq!(
+        applied.vhost("a.tld").unwrap().host,
+        "a.tld",
+        "the other takes over"
+    );
+    let readded = vhost(
+        "A.TLD",
+        vec![path("/", vec![backend("upper", Some("10.0.0.2:80"))])],
+    );
+    let applied = applied.apply(&[VhostUpdate::Set(readded)], 3, &metrics, &registry);
+    assert_eq!(applied.vhost("a.tld").unwrap().host, "A.TLD");
+}
