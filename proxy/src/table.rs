@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use http::uri::Authority;
 use http::HeaderValue;
@@ -144,21 +145,20 @@ impl BackendRegistry {
         replaced: impl Iterator<Item = &'v Arc<Vhost>>,
         added: impl Iterator<Item = &'v Arc<Vhost>>,
     ) {
+        // Added first: a backend both replaced and added keeps its count above zero.
         for target in added.flat_map(|v| v.targets()) {
             if let Some(mut registered) = self.states.get_mut(&target.addr) {
                 registered.targets += 1;
             }
         }
-        let replaced: Vec<SocketAddr> =
-            replaced.flat_map(|v| v.targets()).map(|t| t.addr).collect();
-        for addr in &replaced {
-            if let Some(mut registered) = self.states.get_mut(addr) {
-                registered.targets = registered.targets.saturating_sub(1);
+        for target in replaced.flat_map(|v| v.targets()) {
+            if let Entry::Occupied(mut registered) = self.states.entry(target.addr) {
+                let targets = &mut registered.get_mut().targets;
+                *targets = targets.saturating_sub(1);
+                if *targets == 0 {
+                    registered.remove();
+                }
             }
-        }
-        for addr in &replaced {
-            self.states
-                .remove_if(addr, |_, registered| registered.targets == 0);
         }
     }
 
@@ -404,14 +404,7 @@ impl RouteTable {
         let Some(hosts) = self.patched_hosts(&changes) else {
             return assemble(vhosts, default_host, generation, registry);
         };
-        let table = RouteTable {
-            generation,
-            default_vhost: default_vhost(&vhosts, default_host.as_deref()),
-            default_host,
-            vhosts,
-            hosts,
-            shadowed: false,
-        };
+        let table = indexed(vhosts, hosts, false, default_host, generation);
         let replaced = changes.iter().filter_map(|(before, _)| *before);
         let added = changes.iter().filter_map(|(_, after)| after.as_ref());
         registry.retain_changed(replaced, added);
@@ -531,29 +524,37 @@ fn assemble(
     for vhost in &vhosts {
         shadowed |= !hosts.insert(vhost.pattern.clone(), vhost.clone());
     }
-    let table = RouteTable {
-        generation,
-        default_vhost: default_vhost(&vhosts, default_host.as_deref()),
-        default_host,
-        vhosts,
-        hosts,
-        shadowed,
-    };
+    let table = indexed(vhosts, hosts, shadowed, default_host, generation);
     registry.retain(&table);
     table
 }
 
+/// The table of `vhosts` found through `hosts`, with its `DEFAULT_HOST` vhost.
+fn indexed(
+    vhosts: Vec<Arc<Vhost>>,
+    hosts: HostMatcher<Arc<Vhost>>,
+    shadowed: bool,
+    default_host: Option<String>,
+    generation: u64,
+) -> RouteTable {
+    let default_vhost = default_host.as_deref().and_then(|name| {
+        vhosts
+            .iter()
+            .find(|v| v.host.eq_ignore_ascii_case(name))
+            .cloned()
+    });
+    RouteTable {
+        generation,
+        default_host,
+        vhosts,
+        hosts,
+        shadowed,
+        default_vhost,
+    }
+}
+
 /// One vhost name in [`RouteTable::apply`]: its vhost in the table applied to, and in the new one.
 type Change<'t> = (Option<&'t Arc<Vhost>>, Option<Arc<Vhost>>);
-
-/// The vhost named `DEFAULT_HOST`, if it is one of `vhosts`.
-fn default_vhost(vhosts: &[Arc<Vhost>], default_host: Option<&str>) -> Option<Arc<Vhost>> {
-    let name = default_host?;
-    vhosts
-        .iter()
-        .find(|v| v.host.eq_ignore_ascii_case(name))
-        .cloned()
-}
 
 /// A vhost of the table being built: shared with the previous table, or built anew.
 enum Part<'s> {
