@@ -149,3 +149,44 @@ async fn when_every_backend_is_ejected_they_are_still_tried() {
     assert_eq!(backend_json(&proxy, "s.tld", "second")["ejected"], false);
     assert_eq!(backend_json(&proxy, "s.tld", "first")["ejected"], true);
 }
+
+#[tokio::test]
+async fn an_ejected_backend_is_the_last_resort_when_the_others_refuse() {
+    // A rolling deploy: the new replica refused a few connects while starting and was ejected;
+    // then the old one stops. Skipping the new one would answer 502 with a live backend at hand.
+    let old = backend("old").start().await;
+    let new = Dormant::new();
+    let new_addr = new.addr;
+    let mut proxy = proxy()
+        .config(|c| c.eject_backoff = Duration::from_secs(600))
+        .start(
+            table()
+                .vhost(
+                    "s.tld",
+                    vec![path("/", &[&old]).backend_at("new", Some(new_addr))],
+                )
+                .spec(),
+        )
+        .await;
+    until_ejected(&proxy, "new").await;
+    let new = new.wake("new");
+
+    let stopped = support::backend::closed_port().await;
+    proxy.swap(
+        &table()
+            .vhost(
+                "s.tld",
+                vec![path("/", &[])
+                    .backend_at("old", Some(stopped))
+                    .backend_at("new", Some(new_addr))],
+            )
+            .spec(),
+    );
+    assert_eq!(backend_json(&proxy, "s.tld", "new")["ejected"], true);
+    for _ in 0..4 {
+        let reply = get(proxy.addr, "s.tld", "/").await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.backend(), "new");
+    }
+    assert!(new.requests() >= 4);
+}

@@ -29,7 +29,8 @@ use crate::upstream::{Lease, Upstream};
 /// when the method is idempotent, the body can still be sent (none, or not read yet: nothing is
 /// buffered) and no upgrade was asked for: when replicas stop together, one retry can land on
 /// another dying one. A route with a single backend retries it once on a fresh connection.
-/// Anything else is final. At most one attempt per target, plus that one fresh retry.
+/// Anything else is final. At most one attempt per target, plus that one fresh retry; ejected
+/// backends are tried last, not never (see [`Order`]).
 pub(super) async fn send(
     shared: &Shared,
     upstream: &Upstream,
@@ -49,7 +50,7 @@ pub(super) async fn send(
     let version = version(route.proto);
     let replayable = upgrade.is_none() && idempotent(&parts.method);
     let max_attempts = route.targets.len() + usize::from(replayable);
-    let mut order = Order::new(&route, candidates);
+    let mut order = Order::new(candidates);
     let mut headers = Some(parts.headers);
     let mut pending = Some(Pending::new(body));
     let mut failure = ErrorKind::NoBackend;
@@ -94,6 +95,7 @@ pub(super) async fn send(
         metrics.error(failure);
         if failure.is_connect() {
             connect_failed(shared, &metrics, target);
+            order.connect_failed(index);
             retry = Some(RetryReason::Connect);
         } else {
             target.state.connected();
@@ -147,60 +149,82 @@ fn connect_failed(shared: &Shared, metrics: &VhostMetrics, target: &Target) {
     }
 }
 
-/// The order targets are tried in: the balancer's candidates, skipping ejected backends while
-/// some backend of the route is not ejected (when all are, all are tried: better a slow answer
-/// than a 502 without trying). After a reset, the retry goes to the next candidate, or when
-/// none is left to another backend from the start of the ring.
+/// The order targets are tried in: the balancer's candidates, first those not ejected, then,
+/// once every one of those has failed, the ejected ones as a last resort (better a slow answer
+/// than a 502 without trying: an ejection is a guess from past connects, and the backends it
+/// leaves can stop too, as in a rolling deploy). A target that failed is not tried again, except
+/// that after a reset with no other target left the same one is tried once more, on a fresh
+/// connection.
 struct Order {
     ring: Candidates,
     rest: Candidates,
-    /// The clock reading ejection is judged at; `None` when nothing is skipped.
-    now: Option<u64>,
-    /// The target that reset, avoided by the retry when another one exists.
-    avoid: Option<usize>,
-    /// The single-backend fresh-connection retry was used.
-    refilled: bool,
+    /// The clock reading ejection is judged at.
+    now: u64,
+    /// The second pass over the ring, for the backends the first skipped as ejected.
+    last_resort: bool,
+    /// Targets that failed this request (allocated only once one fails).
+    failed: Vec<usize>,
+    /// The target to try again on a fresh connection, next.
+    again: Option<usize>,
+    /// The fresh-connection retry was used.
+    retried_fresh: bool,
 }
 
 impl Order {
-    fn new(route: &Route, candidates: Candidates) -> Order {
-        let now = health::now_ms();
-        let skip = route.targets.iter().any(|t| !t.state.ejected_at(now));
+    fn new(candidates: Candidates) -> Order {
         Order {
             ring: candidates.clone(),
             rest: candidates,
-            now: skip.then_some(now),
-            avoid: None,
-            refilled: false,
+            now: health::now_ms(),
+            last_resort: false,
+            failed: Vec::new(),
+            again: None,
+            retried_fresh: false,
         }
     }
 
     fn next<'r>(&mut self, route: &'r Route) -> Option<(usize, &'r Target)> {
+        if let Some(index) = self.again.take() {
+            return route.targets.get(index).map(|t| (index, t));
+        }
         loop {
-            let index = self.rest.next()?;
+            let Some(index) = self.rest.next() else {
+                if self.last_resort {
+                    return None;
+                }
+                self.last_resort = true;
+                self.rest = self.ring.clone();
+                continue;
+            };
             let Some(target) = route.targets.get(index) else {
                 continue;
             };
-            let ejected = self.now.is_some_and(|now| target.state.ejected_at(now));
-            if !ejected && self.avoid != Some(index) {
+            if !self.failed.contains(&index) && !self.skips(target) {
                 return Some((index, target));
             }
         }
     }
 
-    /// After a reset the remaining backends come next; only without another usable backend is
-    /// the same one tried again, on a fresh connection, and only once.
+    /// Whether this pass passes over `target`: the first pass skips ejected backends.
+    fn skips(&self, target: &Target) -> bool {
+        !self.last_resort && target.state.ejected_at(self.now)
+    }
+
+    /// A connect failure: the next target comes next.
+    fn connect_failed(&mut self, index: usize) {
+        self.failed.push(index);
+    }
+
+    /// After a reset the targets not tried yet come next. Only a target with no other in this
+    /// pass is tried again, on a fresh connection (before any ejected one: a reset is most often
+    /// a pooled connection the backend had just closed), and only once.
     fn after_reset(&mut self, route: &Route, index: usize) {
-        let other = route
-            .targets
-            .iter()
-            .enumerate()
-            .any(|(i, t)| i != index && !self.now.is_some_and(|now| t.state.ejected_at(now)));
-        if self.rest.len() == 0 && !other && !self.refilled {
-            self.rest = self.ring.clone();
-            self.refilled = true;
+        self.failed.push(index);
+        let alone = !(route.targets.iter().enumerate()).any(|(i, t)| i != index && !self.skips(t));
+        if alone && !self.retried_fresh {
+            self.again = Some(index);
+            self.retried_fresh = true;
         }
-        self.avoid = Some(index).filter(|_| other);
     }
 }
 
