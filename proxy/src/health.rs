@@ -1,6 +1,7 @@
 //! Passive health: a backend whose connects keep failing is set aside ("ejected") for a back-off
 //! that doubles while it keeps failing, then given real requests again, the next of which probes
 //! it (nginx's `max_fails`/`fail_timeout`, Envoy's outlier detection, without active checks).
+//! Set aside, not out: a request that every other backend failed still tries it.
 //!
 //! The state is three atomics per backend address, kept in [`crate::table::BackendState`] so it
 //! survives table swaps. Time is milliseconds on a process-wide monotonic clock so that it fits

@@ -49,7 +49,7 @@ impl BackendState {
     }
 
     /// Whether passive health currently sets this backend aside after repeated connect failures
-    /// (balancing skips it while another backend of the location is not ejected).
+    /// (requests try it only after every other backend of the location failed them).
     pub fn is_ejected(&self) -> bool {
         self.health.is_ejected(health::now_ms())
     }

@@ -1,5 +1,5 @@
-//! Passive health: backends that keep refusing connections are ejected, skipped, and probed
-//! back in after their back-off.
+//! Passive health: backends that keep refusing connections are ejected, skipped while others
+//! answer, tried when none does, and probed back in after their back-off.
 
 mod support;
 
