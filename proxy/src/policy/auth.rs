@@ -117,7 +117,7 @@ struct Files {
 /// not be read: it then denies everybody, and is read again at the next listing).
 #[derive(Debug)]
 struct Loaded {
-    stamp: Option<(Option<SystemTime>, u64)>,
+    stamp: Option<Stamp>,
     file: Arc<Htpasswd>,
 }
 
@@ -273,7 +273,7 @@ fn scan(dir: &Path, previous: &Files) -> Files {
         let path = entry.path();
         let loaded = match previous.by_name.get(&name) {
             Some(known) => reload(&path, known),
-            None => read(&path, false),
+            None => read(&path, stamp(&path), false),
         };
         if let Some(loaded) = loaded {
             by_name.insert(name, loaded);
@@ -288,20 +288,21 @@ fn scan(dir: &Path, previous: &Files) -> Files {
 /// `known` again when the file did not change since it was read, else the file read anew (one
 /// that could not be read is tried again, without logging the same failure every time).
 fn reload(path: &Path, known: &Loaded) -> Option<Loaded> {
-    match stamp(path) {
+    let now = stamp(path);
+    match now {
         Ok(Some(stamp)) if known.stamp == Some(stamp) => Some(Loaded {
             stamp: known.stamp,
             file: known.file.clone(),
         }),
-        _ => read(path, known.stamp.is_none()),
+        _ => read(path, now, known.stamp.is_none()),
     }
 }
 
-/// The file at `path`: `None` when it is not a file (a folder, or gone since the listing); a
-/// file that cannot be read denies everybody (logged unless `quiet`).
-fn read(path: &Path, quiet: bool) -> Option<Loaded> {
-    // Following symbolic links, as nginx does (Kubernetes-style mounted secrets are links).
-    let stamp = match stamp(path) {
+/// The file at `path`, whose [`stamp`] was just taken: `None` when it is not a file (a folder,
+/// or gone since the listing); a file that cannot be read denies everybody (logged unless
+/// `quiet`).
+fn read(path: &Path, stamp: io::Result<Option<Stamp>>, quiet: bool) -> Option<Loaded> {
+    let stamp = match stamp {
         Ok(Some(stamp)) => stamp,
         Ok(None) => return None,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
@@ -321,8 +322,12 @@ fn read(path: &Path, quiet: bool) -> Option<Loaded> {
     }
 }
 
-/// The modification time and size of the file at `path`; `None` when it is not a file.
-fn stamp(path: &Path) -> io::Result<Option<(Option<SystemTime>, u64)>> {
+/// A file's modification time and size.
+type Stamp = (Option<SystemTime>, u64);
+
+/// The [`Stamp`] of the file at `path`; `None` when it is not a file. Follows symbolic links, as
+/// nginx does (Kubernetes-style mounted secrets are links).
+fn stamp(path: &Path) -> io::Result<Option<Stamp>> {
     let meta = std::fs::metadata(path)?;
     Ok(meta.is_file().then(|| (meta.modified().ok(), meta.len())))
 }
