@@ -8,7 +8,10 @@
 #   nginx     2 workers, upstream keep-alive, no access log, and the headers nginx-proxy's
 #             generated config sets (what nginx-proxy users run, and what dockhand does);
 #   HAProxy   2 threads, http-reuse always, the same headers via http-request set-header;
-#   dockhand  routing the container by discovery.
+#   dockhand  routing the container by discovery;
+#   relay     HAProxy in `mode tcp` (HTTP only): passes bytes 1:1 and parses nothing, the
+#             ceiling any proxy on this machine can reach (what the others pay for HTTP is
+#             what they fall short of it).
 # HTTP on each, and HTTPS (TLS 1.3, one self-signed certificate for bench.local) on all three.
 # wrk drives each in interleaved rounds: 64 keep-alive connections for throughput, 1 connection
 # for latency. Then, per proxy, RSS idle and with 10,000 idle keep-alive client connections
@@ -99,8 +102,24 @@ frontend bench
   bind 127.0.0.1:18445 ssl crt $work/bench.local.pem ssl-min-ver TLSv1.3
 $(haproxy_proxy_to "$backend:80")
 HAPROXY
+# The ceiling: an L4 relay, one backend connection per client connection, no parsing.
+cat > "$work/relay.cfg" <<HAPROXY
+global
+  nbthread 2
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend relay
+  bind 127.0.0.1:18084
+  default_backend relay
+backend relay
+  server b1 $backend:80
+HAPROXY
 
 # Each proxy, and wrk, in a scheduling group of its own (`setsid`: see common.sh).
+setsid haproxy -f "$work/relay.cfg" 2>"$work/relay.log" & pids+=($!)
 setsid nginx -c "$work/nginx.conf" -g 'daemon off;' & pids+=($!)
 nginx_pid=$!
 setsid haproxy -f "$work/haproxy.cfg" 2>"$work/haproxy.log" & pids+=($!)
@@ -118,6 +137,7 @@ dockhand_pid=$!
 declare -A url=(
   [http/direct]="http://$backend:80/" [http/nginx]=http://bench.local:18081/
   [http/haproxy]=http://bench.local:18082/ [http/dockhand]=http://bench.local:18083/
+  [http/relay]=http://bench.local:18084/
   [https/nginx]=https://bench.local:18444/ [https/haproxy]=https://bench.local:18445/
   [https/dockhand]=https://bench.local:18443/)
 echo "127.0.0.1 localhost bench.local" > "$work/hosts"
@@ -136,7 +156,7 @@ for key in "${!url[@]}"; do
     [ "$(answers "${url[$key]}")" = 200 ] && break
     sleep 0.1
   done
-  [ "$(answers "${url[$key]}")" = 200 ] || { echo "$key never answered 200" >&2; cat "$work/haproxy.log" "$work/dockhand.log" >&2; exit 1; }
+  [ "$(answers "${url[$key]}")" = 200 ] || { echo "$key never answered 200" >&2; cat "$work/haproxy.log" "$work/relay.log" "$work/dockhand.log" >&2; exit 1; }
   if [[ $key == https/* ]] && ! grep -q 'SSL connection using TLSv1.3' "$work/curl.txt"; then
     echo "$key did not negotiate TLS 1.3" >&2; exit 1
   fi
@@ -178,7 +198,7 @@ for round in $(seq "$rounds"); do
   turn=$(( (round - 1) % ${#proxies[@]} ))
   order=("${proxies[@]:turn}" "${proxies[@]:0:turn}")
   for conns in 64 1; do
-    for key in http/direct "${order[@]/#/http/}" "${order[@]/#/https/}"; do
+    for key in http/direct http/relay "${order[@]/#/http/}" "${order[@]/#/https/}"; do
       read -r rps p50 p99 steal < <(run "$key" "$conns")
       echo -e "$round\t${key%/*}\t${key#*/}\t$conns\t$rps\t$p50\t$p99\t$steal" | tee -a "$results" >&2
     done

@@ -13,9 +13,9 @@ import csv
 import statistics
 import sys
 
-LABELS = {"direct": "direct to backend", "nginx": "nginx", "haproxy": "HAProxy",
-          "dockhand": "dockhand"}
-TARGETS = {"http": ["direct", "nginx", "haproxy", "dockhand"],
+LABELS = {"direct": "direct to backend", "relay": "L4 relay (HAProxy mode tcp)",
+          "nginx": "nginx", "haproxy": "HAProxy", "dockhand": "dockhand"}
+TARGETS = {"http": ["direct", "relay", "nginx", "haproxy", "dockhand"],
            "https": ["nginx", "haproxy", "dockhand"]}
 TITLES = {"http": "HTTP/1.1", "https": "HTTPS (TLS 1.3)"}
 
@@ -95,6 +95,12 @@ def ratios(rows, mem):
                          f"p99 {d['p99_ms']:.2f} vs {p99:.2f} ms "
                          f"(1 conn: {d1:.3f} vs {p99_1:.3f} ms)")
         print(f"{TITLES[proto]}, dockhand at 64 connections: " + "; ".join(parts))
+    relay = median(rows, "http", "relay", "64", "rps")
+    if relay:
+        others = ", ".join(f"{relay / median(rows, 'http', o, '64', 'rps'):.2f}x {LABELS[o]}'s"
+                           for o in ("nginx", "haproxy", "dockhand"))
+        print(f"Ceiling: the L4 relay, which parses nothing, serves {others} req/s over HTTP "
+              "(passing the bytes alone; an HTTP proxy does that and more)")
     steal = [float(r["steal_pct"]) for r in rows if r.get("steal_pct")]
     if steal:
         print(f"CPU steal during the runs (VM host load): median {statistics.median(steal):.1f}%, "
@@ -115,12 +121,12 @@ def chart(rows, path):
     except ImportError:
         print("\n(no chart: matplotlib is not importable)")
         return
-    colours = {"direct": "#9e9e9e", "nginx": "#2e7d32", "haproxy": "#1565c0",
+    colours = {"direct": "#9e9e9e", "relay": "#bdbdbd", "nginx": "#2e7d32", "haproxy": "#1565c0",
                "dockhand": "#e65100"}
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
     panels = (("rps", "requests/s, 64 connections (higher is better)", "{:,.0f}"),
               ("p99_ms", "p99 latency ms, 64 connections (lower is better)", "{:.2f}"))
-    width = 0.2
+    width = 0.16
     for ax, (key, title, fmt) in zip(axes, panels):
         for g, proto in enumerate(("http", "https")):
             targets = TARGETS[proto]
