@@ -121,6 +121,23 @@ pub struct Args {
     #[arg(long, env = "DOCKHAND_HEADER_READ_TIMEOUT", default_value = "30s")]
     header_read_timeout: String,
 
+    /// Idle client connections (no request in flight) are closed after this long; HTTP/2 ones
+    /// get a GOAWAY first.
+    #[arg(long, env = "DOCKHAND_KEEPALIVE_TIMEOUT", default_value = "60s")]
+    keepalive_timeout: String,
+
+    /// A client that accepts no bytes of its response for this long is disconnected.
+    #[arg(long, env = "DOCKHAND_SEND_TIMEOUT", default_value = "60s")]
+    send_timeout: String,
+
+    /// Lingering close: at most this long reading what a client still sends after its answer.
+    #[arg(long, env = "DOCKHAND_LINGERING_TIME", default_value = "30s")]
+    lingering_time: String,
+
+    /// Lingering close: the longest wait for more bytes from the client.
+    #[arg(long, env = "DOCKHAND_LINGERING_TIMEOUT", default_value = "5s")]
+    lingering_timeout: String,
+
     /// Longest wait to connect to a backend before trying the next one.
     #[arg(long, env = "DOCKHAND_CONNECT_TIMEOUT", default_value = "5s")]
     connect_timeout: String,
@@ -324,6 +341,10 @@ impl Args {
         ProxyConfig {
             header_read_timeout: c
                 .duration("DOCKHAND_HEADER_READ_TIMEOUT", &self.header_read_timeout),
+            keepalive_timeout: c.duration("DOCKHAND_KEEPALIVE_TIMEOUT", &self.keepalive_timeout),
+            send_timeout: c.duration("DOCKHAND_SEND_TIMEOUT", &self.send_timeout),
+            lingering_time: c.duration("DOCKHAND_LINGERING_TIME", &self.lingering_time),
+            lingering_timeout: c.duration("DOCKHAND_LINGERING_TIMEOUT", &self.lingering_timeout),
             connect_timeout: c.duration("DOCKHAND_CONNECT_TIMEOUT", &self.connect_timeout),
             response_timeout: c.duration("DOCKHAND_RESPONSE_TIMEOUT", &self.response_timeout),
             pool_idle_timeout: c.duration("DOCKHAND_POOL_IDLE_TIMEOUT", &self.pool_idle_timeout),
@@ -408,6 +429,13 @@ mod tests {
         assert_eq!(config.proxy.response_timeout, Duration::from_secs(60));
         assert!(config.proxy.trust_downstream_proxy);
         assert!(config.proxy.access_log);
+    }
+
+    #[test]
+    fn flag_defaults_are_the_library_defaults() {
+        // Each default is written twice (clap's text, ProxyConfig::default): they must agree.
+        let config = args(&[]).validate().expect("defaults are valid");
+        assert_eq!(config.proxy, ProxyConfig::default());
     }
 
     #[test]

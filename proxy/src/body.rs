@@ -11,6 +11,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
 use crate::access::Completion;
+use crate::conn::ActiveRequest;
 use crate::upstream::Lease;
 
 /// Boxed error of the proxy's bodies (only built when a body actually fails).
@@ -153,6 +154,8 @@ pub struct ProxyBody {
     inner: Inner,
     bytes: u64,
     done: Option<Completion>,
+    /// Keeps the request counted on its client connection until the body ends.
+    active: Option<ActiveRequest>,
 }
 
 enum Inner {
@@ -177,6 +180,7 @@ impl ProxyBody {
             inner: Inner::Upstream(body, lease),
             bytes: 0,
             done: None,
+            active: None,
         }
     }
 
@@ -186,7 +190,14 @@ impl ProxyBody {
             inner: Inner::Full(Some(bytes).filter(|b| !b.is_empty())),
             bytes: 0,
             done: None,
+            active: None,
         }
+    }
+
+    /// Counts the request on its client connection until the body ends (or is dropped).
+    pub(crate) fn hold(mut self, active: Option<ActiveRequest>) -> ProxyBody {
+        self.active = active;
+        self
     }
 
     pub(crate) fn on_end(mut self, completion: Completion) -> ProxyBody {
@@ -244,6 +255,7 @@ impl Body for ProxyBody {
             Poll::Ready(None) => {
                 this.release(true);
                 this.finish();
+                this.active = None;
             }
             Poll::Ready(Some(Err(_))) | Poll::Pending => {}
         }

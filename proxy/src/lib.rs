@@ -10,6 +10,7 @@ mod access;
 pub mod balance;
 pub mod body;
 pub mod certs;
+mod conn;
 pub mod error;
 pub mod forward;
 mod health;

@@ -1,10 +1,13 @@
 //! The accept loop (shaped like tokio-rs/mini-redis `server.rs`) with graceful shutdown, shared
 //! by the plain-HTTP and the HTTPS listener.
 //!
-//! A semaphore bounds the connections served at once: a permit is taken before `accept` and
-//! moved into the connection task, so at the limit new clients wait in the kernel backlog
-//! instead of consuming memory here. Each connection is served by hyper-util's auto builder
-//! (HTTP/1.1, or HTTP/2 by prior knowledge or ALPN) with upgrades enabled.
+//! A semaphore bounds the connections served at once: each accepted client needs a permit,
+//! moved into its connection task. At the limit the idle connections that have waited longest
+//! are closed to admit it (see [`crate::conn`]); only when none is idle does it wait, and the
+//! clients behind it in the kernel's accept queue, instead of consuming memory here. Each
+//! connection is served by hyper-util's auto builder (HTTP/1.1, or HTTP/2 by prior knowledge or
+//! ALPN) with upgrades enabled, inside a guard that gives every phase of the connection a
+//! deadline.
 //!
 //! A [`SharedListener`] lets several runtimes (dockhand's worker threads) serve one port under
 //! one connection limit, each accepting from a socket of its own.
@@ -17,18 +20,18 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use rustls::ServerConfig;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 
+use crate::conn::{Connections, Guarded, GuardedIo, Timeouts};
 use crate::service::{ConnInfo, Proxy, ProxyConfig};
 use crate::tls::{TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;
@@ -220,23 +223,21 @@ async fn run<H: Handshake>(
     let (listener, permits) = listener.open(config.max_connections)?;
     let local = listener.local_addr()?;
     let builder = Arc::new(builder(&config));
-    let graceful = GracefulShutdown::new();
+    let timeouts = Timeouts::of(&config);
+    let connections = Connections::default();
     let tunnels = Tunnels::default();
     tokio::pin!(shutdown);
     tracing::info!(%local, tls = H::TLS, "listening");
     loop {
-        let permit = tokio::select! {
-            () = &mut shutdown => break,
-            // The semaphore is never closed, so acquiring only waits.
-            permit = permits.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
         let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             accepted = accept(&listener) => accepted,
         };
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = admit(&permits, &connections) => permit,
+        };
+        let accepted = Instant::now();
         let conn = match conn_info(&stream, peer, H::TLS) {
             Ok(conn) => conn,
             Err(e) => {
@@ -244,22 +245,32 @@ async fn run<H: Handshake>(
                 continue;
             }
         };
-        let service = proxy.connection_in(conn, tunnels.clone()).into_service();
+        // Registered before the handshake, so that a drain also waits for connections
+        // mid-handshake (bounded by the handshake timeout) and tells them to close at once.
+        let entry = connections.register();
+        let state = entry.state.clone();
+        let service = proxy
+            .connection_in(conn, tunnels.clone(), Some(state.clone()))
+            .into_service();
         let builder = builder.clone();
         let handshake = handshake.clone();
-        // Taken before the handshake so that a drain also waits for connections mid-handshake
-        // (bounded by the handshake timeout); they are then told to close at once.
-        let watcher = graceful.watcher();
         let cut = tunnels.cut_signal();
-        tokio::spawn(async move {
+        connections.tracker().spawn(async move {
             let served = async move {
-                if let Some(io) = handshake.handshake(stream).await {
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(io), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, error = %e, "connection ended with an error");
-                    }
+                let io = tokio::select! {
+                    // A handshake that is done (always, for plain HTTP) goes on to hyper, which
+                    // reads a request already sent before an eviction can close it.
+                    biased;
+                    io = handshake.handshake(stream) => io,
+                    () = state.signalled() => None,
+                };
+                let Some(io) = io else { return };
+                let io = TokioIo::new(GuardedIo::new(io, state));
+                let connection = builder
+                    .serve_connection_with_upgrades(io, service)
+                    .into_owned();
+                if let Err(e) = Guarded::new(connection, entry, timeouts, accepted).await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             };
             tokio::select! {
@@ -270,16 +281,33 @@ async fn run<H: Handshake>(
         });
     }
     drop(listener);
-    drain(local, graceful, &tunnels, grace).await;
+    drain(local, &connections, &tunnels, grace).await;
     Ok(())
+}
+
+/// A permit for the client just accepted. At the limit, the idle connections that have waited
+/// longest are told to close first, so that it is not kept waiting by idle ones (only one
+/// accepted client ever waits here; the others wait in the kernel's accept queue).
+async fn admit(permits: &Arc<Semaphore>, connections: &Connections) -> OwnedSemaphorePermit {
+    if let Ok(permit) = permits.clone().try_acquire_owned() {
+        return permit;
+    }
+    let evicted = connections.evict_idle();
+    tracing::debug!(evicted, "connection limit reached");
+    // The semaphore is never closed, so acquiring only waits.
+    loop {
+        if let Ok(permit) = permits.clone().acquire_owned().await {
+            return permit;
+        }
+    }
 }
 
 /// Waits up to `grace` for open connections, then for the tunnels upgraded out of them (a
 /// tunnel starts before its connection ends, so none is missed), and cuts what is left.
-async fn drain(local: SocketAddr, graceful: GracefulShutdown, tunnels: &Tunnels, grace: Duration) {
-    tracing::info!(%local, open = graceful.count(), tunnels = tunnels.len(), "stopped accepting; draining");
+async fn drain(local: SocketAddr, connections: &Connections, tunnels: &Tunnels, grace: Duration) {
+    tracing::info!(%local, open = connections.len(), tunnels = tunnels.len(), "stopped accepting; draining");
     let drained = async {
-        graceful.shutdown().await;
+        connections.drain().await;
         tunnels.drain().await;
     };
     if tokio::time::timeout(grace, drained).await.is_ok() {
@@ -295,7 +323,8 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
+        // The connection's guard times request heads (and everything before the first one).
+        .header_read_timeout(None)
         // hyper answers 431 itself once a request head outgrows the read buffer.
         .max_buf_size(config.max_header_size.max(MIN_HTTP1_BUFFER));
     builder

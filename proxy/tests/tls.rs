@@ -86,11 +86,15 @@ struct TlsProxy {
 
 impl TlsProxy {
     async fn start(ca: &Ca, spec: TableSpec) -> TlsProxy {
+        TlsProxy::start_with(ca, spec, ProxyConfig::default()).await
+    }
+
+    async fn start_with(ca: &Ca, spec: TableSpec, config: ProxyConfig) -> TlsProxy {
         let registry = prometheus::Registry::new();
         let metrics = Metrics::new(&registry).unwrap();
         let table = RouteTable::build(&spec, 1, &metrics, &Default::default());
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(table));
-        let proxy = Proxy::new(ProxyConfig::default(), table.clone(), metrics);
+        let proxy = Proxy::new(config, table.clone(), metrics);
         let store = CertStore::new(
             ca.dir.path().to_path_buf(),
             TlsMetrics::new(&registry).unwrap(),
@@ -324,4 +328,35 @@ async fn removed_certificate_is_refused_within_seconds() {
         proxy.connect(&client, "app.test").await.is_err(),
         "the removed certificate is still served"
     );
+}
+
+#[tokio::test]
+async fn a_tls_session_quiet_after_its_handshake_is_closed() {
+    let ca = Ca::new();
+    ca.install("app.test", &["app.test"]);
+    let web = backend("web").start().await;
+    let spec = table().vhost("app.test", vec![path("/", &[&web])]).spec();
+    let config = ProxyConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ProxyConfig::default()
+    };
+    let proxy = TlsProxy::start_with(&ca, spec, config).await;
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let mut stream = proxy
+            .connect(&ca.client(&[alpn]), "app.test")
+            .await
+            .unwrap();
+        // The handshake is done; the client sends nothing more.
+        let mut buf = [0u8; 1024];
+        let closed = tokio::time::timeout(DEADLINE, async {
+            while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "a quiet {alpn:?} session was kept open");
+    }
+    assert_eq!(web.requests(), 0);
 }

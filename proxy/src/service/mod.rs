@@ -23,6 +23,7 @@ use ipnet::IpNet;
 use crate::access::{AccessLog, Completion};
 use crate::body::ProxyBody;
 use crate::certs::{CertLookup, NoCerts};
+use crate::conn::ConnState;
 use crate::error::{self, ErrorKind};
 use crate::forward;
 use crate::health::EjectPolicy;
@@ -37,8 +38,25 @@ use crate::upstream::{Lease, PoolSettings, Upstream};
 /// Settings of the data plane. Every field is public; [`Default`] gives the documented values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProxyConfig {
-    /// Time a client has to send a complete request head. Default 30 s.
+    /// Time a client has to send a complete request head: the first request's from accept
+    /// (protocol detection and TLS handshake included), a later HTTP/1 request's from its first
+    /// byte. Default 30 s (nginx's `client_header_timeout` is 60 s).
     pub header_read_timeout: Duration,
+    /// An idle client connection (no request in flight) is closed after this long; HTTP/2
+    /// connections are sent a GOAWAY first. Default 60 s (nginx's `keepalive_timeout` 75 s).
+    pub keepalive_timeout: Duration,
+    /// A client that accepts no bytes of its response for this long is disconnected (measured
+    /// between two successful writes, not over the whole response). Default 60 s (nginx's
+    /// `send_timeout`).
+    pub send_timeout: Duration,
+    /// Lingering close: after answering a client that is still sending (an upload the backend
+    /// answered early), what it sends is read and discarded for at most this long before the
+    /// connection is closed, so that it can read the answer. Default 30 s (nginx's
+    /// `lingering_time`).
+    pub lingering_time: Duration,
+    /// Lingering close: the longest wait for more bytes while lingering. Default 5 s (nginx's
+    /// `lingering_timeout`).
+    pub lingering_timeout: Duration,
     /// Time to establish a TCP (and TLS) connection to a backend before trying the next one.
     /// Default 5 s.
     pub connect_timeout: Duration,
@@ -57,7 +75,9 @@ pub struct ProxyConfig {
     /// Write one `dockhand::access` log line per request. Default true.
     pub access_log: bool,
     /// Client connections served at once per listener (split evenly between the runtimes of a
-    /// [`crate::SharedListener`]); more wait in the accept backlog. Default 10 000.
+    /// [`crate::SharedListener`]). At the limit the idle connections that have waited longest
+    /// are closed to admit a new client; only when none is idle do new clients wait in the
+    /// accept backlog. Default 10 000.
     pub max_connections: usize,
     /// `HTTPS_PORT`: the public HTTPS port written into HTTP → HTTPS redirects (omitted when
     /// 443). Default 443.
@@ -86,6 +106,10 @@ impl Default for ProxyConfig {
     fn default() -> Self {
         ProxyConfig {
             header_read_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            lingering_time: Duration::from_secs(30),
+            lingering_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(60),
             max_header_size: 64 * 1024,
@@ -196,17 +220,23 @@ impl Proxy {
 
     /// The per-connection handler for a client connection described by `conn`.
     pub fn connection(&self, conn: ConnInfo) -> ProxyService {
-        self.connection_in(conn, self.shared.tunnels.clone())
+        self.connection_in(conn, self.shared.tunnels.clone(), None)
     }
 
     /// The handler for a connection whose upgraded tunnels `tunnels` tracks.
-    pub(crate) fn connection_in(&self, conn: ConnInfo, tunnels: Tunnels) -> ProxyService {
+    pub(crate) fn connection_in(
+        &self,
+        conn: ConnInfo,
+        tunnels: Tunnels,
+        state: Option<Arc<ConnState>>,
+    ) -> ProxyService {
         let peer_ip = conn.peer.ip().to_canonical().to_string();
         ProxyService {
             shared: self.shared.clone(),
             upstream: self.upstream.clone(),
             conn: Arc::new(Conn {
                 info: conn,
+                state,
                 // An IP address and a port number are always valid header values.
                 peer_ip: HeaderValue::from_str(&peer_ip).unwrap_or(HeaderValue::from_static("-")),
                 port: HeaderValue::from(conn.local.port()),
@@ -260,8 +290,9 @@ impl ProxyService {
             // included, and moves it as it goes; the request's state is several KiB (measured
             // with benches/hold.py: 26 -> 19 KiB per idle connection, and callgrind counts no
             // more instructions per request for the one allocation).
+            let active = service.conn.state.as_ref().map(ConnState::begin);
             let answer = Box::pin(service.handle(req));
-            async move { Ok(answer.await) }
+            async move { Ok(answer.await.map(|body| body.hold(active))) }
         })
     }
 }
@@ -269,6 +300,9 @@ impl ProxyService {
 /// A connection's facts, with the header values derived from them formatted once.
 pub(crate) struct Conn {
     pub(crate) info: ConnInfo,
+    /// The listener's view of the connection (requests in flight), when a listener of this
+    /// crate serves it.
+    pub(crate) state: Option<Arc<ConnState>>,
     pub(crate) peer_ip: HeaderValue,
     pub(crate) port: HeaderValue,
     pub(crate) tunnels: Tunnels,

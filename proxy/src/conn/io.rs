@@ -1,0 +1,190 @@
+//! The client stream as hyper sees it: it notes progress for the connection's guard, tells
+//! HTTP/2 from HTTP/1 by the first bytes, and closes with a lingering read.
+//!
+//! Lingering close: when hyper closes a connection while the client is still sending (a backend
+//! answered an upload before reading it, a request was refused mid-body), closing at once would
+//! make the kernel answer the unread bytes with a reset, which can destroy the answer before the
+//! client reads it. So, as nginx does, the write side is shut first (the client sees the end of
+//! the answer), then what the client still sends is read and thrown away until it closes too,
+//! bounded in bytes here and in time by the guard (`lingering_time`, `lingering_timeout`).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::ConnState;
+
+/// The HTTP/2 client connection preface (RFC 9113 §3.4); its first four bytes tell it from any
+/// HTTP/1 request line.
+const H2_PREFACE_START: &[u8; 4] = b"PRI ";
+
+/// At most this much is read and discarded while lingering.
+const LINGER_MAX_BYTES: u64 = 16 * 1024 * 1024;
+
+/// What is read at once while lingering (on the stack).
+const LINGER_CHUNK: usize = 4096;
+
+/// A client stream that reports to its connection's [`ConnState`].
+#[derive(Debug)]
+pub(crate) struct GuardedIo<S> {
+    inner: S,
+    state: Arc<ConnState>,
+    /// The first bytes read, until there are enough to tell HTTP/2 from HTTP/1.
+    sniffed: u8,
+    close: Close,
+}
+
+/// How far closing has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    Open,
+    /// The write side is shut; the client's remaining bytes are being discarded.
+    Lingering {
+        discarded: u64,
+    },
+}
+
+impl<S> GuardedIo<S> {
+    pub(crate) fn new(inner: S, state: Arc<ConnState>) -> GuardedIo<S> {
+        GuardedIo {
+            inner,
+            state,
+            sniffed: 0,
+            close: Close::Open,
+        }
+    }
+
+    /// Notes the first bytes of the stream: the connection is HTTP/2 if they start the
+    /// preface. Costs one comparison per read once decided.
+    fn sniff(&mut self, data: &[u8]) {
+        let at = usize::from(self.sniffed);
+        if at >= H2_PREFACE_START.len() || data.is_empty() {
+            return;
+        }
+        let take = (H2_PREFACE_START.len() - at).min(data.len());
+        if data[..take] != H2_PREFACE_START[at..at + take] {
+            self.sniffed = u8::MAX;
+            return;
+        }
+        self.sniffed += take as u8;
+        if usize::from(self.sniffed) == H2_PREFACE_START.len() {
+            self.state.h2.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn wrote(&self, result: &Poll<io::Result<usize>>) {
+        match result {
+            Poll::Ready(Ok(n)) => {
+                self.state.written.fetch_add(*n as u64, Ordering::Relaxed);
+                self.state.write_blocked.store(false, Ordering::Relaxed);
+            }
+            Poll::Pending => self.state.write_blocked.store(true, Ordering::Relaxed),
+            Poll::Ready(Err(_)) => {}
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let read = &buf.filled()[before..];
+        if !read.is_empty() {
+            this.state
+                .read
+                .fetch_add(read.len() as u64, Ordering::Relaxed);
+            if usize::from(this.sniffed) < H2_PREFACE_START.len() {
+                this.sniff(read);
+            }
+        }
+        polled
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.wrote(&polled);
+        polled
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.wrote(&polled);
+        polled
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_flush(cx);
+        let blocked = polled.is_pending();
+        this.state.write_blocked.store(blocked, Ordering::Relaxed);
+        polled
+    }
+
+    /// Shuts the write side, then lingers if the client is still sending (see the module
+    /// documentation); the guard bounds how long.
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            match this.close {
+                Close::Open => {
+                    std::task::ready!(Pin::new(&mut this.inner).poll_shutdown(cx))?;
+                    if !this.state.linger.load(Ordering::Relaxed) {
+                        return Poll::Ready(Ok(()));
+                    }
+                    this.close = Close::Lingering { discarded: 0 };
+                    this.state.closing.store(true, Ordering::Relaxed);
+                }
+                Close::Lingering { discarded } => {
+                    let mut chunk = [0u8; LINGER_CHUNK];
+                    let mut buf = ReadBuf::new(&mut chunk);
+                    match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
+                        // Nothing waiting before anything was discarded: the client was not
+                        // sending, there is nothing to linger for (nginx lingers only when its
+                        // heuristics say the client may still send).
+                        Poll::Pending if discarded == 0 => return Poll::Ready(Ok(())),
+                        Poll::Pending => return Poll::Pending,
+                        // The end of the client's stream, or a broken one: done either way.
+                        Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),
+                        Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                            return Poll::Ready(Ok(()))
+                        }
+                        Poll::Ready(Ok(())) => {
+                            let n = buf.filled().len() as u64;
+                            this.state.read.fetch_add(n, Ordering::Relaxed);
+                            let discarded = discarded + n;
+                            if discarded >= LINGER_MAX_BYTES {
+                                return Poll::Ready(Ok(()));
+                            }
+                            this.close = Close::Lingering { discarded };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
