@@ -11,6 +11,7 @@ pub mod balance;
 pub mod body;
 pub mod certs;
 pub mod error;
+mod flood;
 pub mod forward;
 mod health;
 pub mod host;

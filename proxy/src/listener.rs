@@ -4,7 +4,8 @@
 //! A semaphore bounds the connections served at once: a permit is taken before `accept` and
 //! moved into the connection task, so at the limit new clients wait in the kernel backlog
 //! instead of consuming memory here. Each connection is served by hyper-util's auto builder
-//! (HTTP/1.1, or HTTP/2 by prior knowledge or ALPN) with upgrades enabled.
+//! (HTTP/1.1, or HTTP/2 by prior knowledge or ALPN) with upgrades enabled, behind a
+//! `FloodGuard` (`flood.rs`) that closes HTTP/2 connections flooding it with control frames.
 //!
 //! A [`SharedListener`] lets several runtimes (dockhand's worker threads) serve one port under
 //! one connection limit, each accepting from a socket of its own.
@@ -29,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::server::TlsStream;
 
+use crate::flood::{FloodGuard, FloodLimits};
 use crate::service::{ConnInfo, Proxy, ProxyConfig};
 use crate::tls::{TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;
@@ -220,6 +222,7 @@ async fn run<H: Handshake>(
     let (listener, permits) = listener.open(config.max_connections)?;
     let local = listener.local_addr()?;
     let builder = Arc::new(builder(&config));
+    let flood = FloodLimits::new(&config, proxy.metrics().h2_flood_closed());
     let graceful = GracefulShutdown::new();
     let tunnels = Tunnels::default();
     tokio::pin!(shutdown);
@@ -247,6 +250,7 @@ async fn run<H: Handshake>(
         let service = proxy.connection_in(conn, tunnels.clone()).into_service();
         let builder = builder.clone();
         let handshake = handshake.clone();
+        let flood = flood.clone();
         // Taken before the handshake so that a drain also waits for connections mid-handshake
         // (bounded by the handshake timeout); they are then told to close at once.
         let watcher = graceful.watcher();
@@ -254,8 +258,9 @@ async fn run<H: Handshake>(
         tokio::spawn(async move {
             let served = async move {
                 if let Some(io) = handshake.handshake(stream).await {
+                    let io = TokioIo::new(FloodGuard::new(io, flood, peer));
                     let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(io), service)
+                        .serve_connection_with_upgrades(io, service)
                         .into_owned();
                     if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(%peer, error = %e, "connection ended with an error");
