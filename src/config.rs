@@ -171,6 +171,19 @@ pub struct Args {
     #[arg(long, env = "DOCKHAND_MAX_CONNECTIONS", default_value = "10000")]
     max_connections: String,
 
+    /// HTTP/2 control frames (SETTINGS, PING, PRIORITY, empty or unknown frames) a client
+    /// connection may send in a burst before GOAWAY(ENHANCE_YOUR_CALM) closes it (0 = no limit).
+    #[arg(long, env = "DOCKHAND_H2_MAX_CONTROL_FRAMES", default_value = "100")]
+    h2_max_control_frames: String,
+
+    /// HTTP/2 control frames per second a connection earns back, up to the burst.
+    #[arg(
+        long,
+        env = "DOCKHAND_H2_CONTROL_FRAMES_PER_SECOND",
+        default_value = "20"
+    )]
+    h2_control_frames_per_second: String,
+
     /// On SIGTERM/SIGINT, how long in-flight requests get to finish.
     #[arg(long, env = "DOCKHAND_SHUTDOWN_GRACE", default_value = "30s")]
     shutdown_grace: String,
@@ -355,6 +368,14 @@ impl Args {
             eject_after: c.number("DOCKHAND_EJECT_AFTER", &self.eject_after),
             eject_backoff: c.duration("DOCKHAND_EJECT_BACKOFF", &self.eject_backoff),
             eject_backoff_max: c.duration("DOCKHAND_EJECT_BACKOFF_MAX", &self.eject_backoff_max),
+            h2_max_control_frames: c.number(
+                "DOCKHAND_H2_MAX_CONTROL_FRAMES",
+                &self.h2_max_control_frames,
+            ),
+            h2_control_frames_per_second: c.number(
+                "DOCKHAND_H2_CONTROL_FRAMES_PER_SECOND",
+                &self.h2_control_frames_per_second,
+            ),
             https_port,
             acme_webroot: self.acme_webroot.clone(),
             htpasswd_dir: self.htpasswd_dir.clone(),
@@ -429,6 +450,26 @@ mod tests {
         assert_eq!(config.proxy.response_timeout, Duration::from_secs(60));
         assert!(config.proxy.trust_downstream_proxy);
         assert!(config.proxy.access_log);
+        assert_eq!(config.proxy.h2_max_control_frames, 100);
+        assert_eq!(config.proxy.h2_control_frames_per_second, 20);
+    }
+
+    #[test]
+    fn h2_control_frame_limits_are_set_by_flags() {
+        let config = args(&[
+            "--h2-max-control-frames",
+            "0",
+            "--h2-control-frames-per-second",
+            "5",
+        ])
+        .validate()
+        .expect("valid");
+        assert_eq!(config.proxy.h2_max_control_frames, 0);
+        assert_eq!(config.proxy.h2_control_frames_per_second, 5);
+        let errors = args(&["--h2-max-control-frames", "lots"])
+            .validate()
+            .expect_err("invalid");
+        assert_eq!(errors[0].name, "DOCKHAND_H2_MAX_CONTROL_FRAMES");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod body;
 pub mod certs;
 mod conn;
 pub mod error;
+mod flood;
 pub mod forward;
 mod health;
 pub mod host;

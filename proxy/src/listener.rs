@@ -7,7 +7,8 @@
 //! clients behind it in the kernel's accept queue, instead of consuming memory here. Each
 //! connection is served by hyper-util's auto builder (HTTP/1.1, or HTTP/2 by prior knowledge or
 //! ALPN) with upgrades enabled, inside a guard that gives every phase of the connection a
-//! deadline.
+//! deadline, behind a `FloodGuard` (`flood.rs`) that closes HTTP/2 connections flooding it
+//! with control frames.
 //!
 //! A [`SharedListener`] lets several runtimes (dockhand's worker threads) serve one port under
 //! one connection limit, each accepting from a socket of its own.
@@ -32,6 +33,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 
 use crate::conn::{Connections, Guarded, GuardedIo, Timeouts};
+use crate::flood::{FloodGuard, FloodLimits};
 use crate::service::{ConnInfo, Proxy, ProxyConfig};
 use crate::tls::{TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;
@@ -225,6 +227,7 @@ async fn run<H: Handshake>(
     let builder = Arc::new(builder(&config));
     let timeouts = Timeouts::of(&config);
     let connections = Connections::default();
+    let flood = FloodLimits::new(&config, proxy.metrics().h2_flood_closed());
     let tunnels = Tunnels::default();
     tokio::pin!(shutdown);
     tracing::info!(%local, tls = H::TLS, "listening");
@@ -254,6 +257,7 @@ async fn run<H: Handshake>(
             .into_service();
         let builder = builder.clone();
         let handshake = handshake.clone();
+        let flood = flood.clone();
         let cut = tunnels.cut_signal();
         connections.tracker().spawn(async move {
             let served = async move {
@@ -265,7 +269,7 @@ async fn run<H: Handshake>(
                     () = state.signalled() => None,
                 };
                 let Some(io) = io else { return };
-                let io = TokioIo::new(GuardedIo::new(io, state));
+                let io = TokioIo::new(FloodGuard::new(GuardedIo::new(io, state), flood, peer));
                 let connection = builder
                     .serve_connection_with_upgrades(io, service)
                     .into_owned();

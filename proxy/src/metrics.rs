@@ -37,8 +37,8 @@ const BUCKETS: [f64; 15] = [
 /// `dockhand_requests_total{vhost,class,method}`, `dockhand_request_duration_seconds{vhost}`,
 /// `dockhand_upstream_errors_total{vhost,kind}`, `dockhand_backends{vhost}`,
 /// `dockhand_retries_total{vhost,reason}` (`reason` is `connect` or `reset`),
-/// `dockhand_backend_ejections_total{vhost}` and `dockhand_backends_ejected{vhost}` (computed
-/// from the current table when scraped).
+/// `dockhand_backend_ejections_total{vhost}`, `dockhand_backends_ejected{vhost}` (computed
+/// from the current table when scraped) and `dockhand_h2_flood_closed_total`.
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -48,6 +48,8 @@ struct Inner {
     families: Families,
     unknown: Arc<VhostMetrics>,
     ejected: Ejected,
+    /// `dockhand_h2_flood_closed_total`.
+    h2_flood_closed: IntCounter,
     /// Handles of the vhosts of the newest table, reused by the next build.
     vhosts: Mutex<HashMap<String, Arc<VhostMetrics>>>,
 }
@@ -140,6 +142,10 @@ impl Metrics {
             )?,
         };
         let ejected = Ejected::new()?;
+        let h2_flood_closed = IntCounter::new(
+            "dockhand_h2_flood_closed_total",
+            "HTTP/2 client connections closed for flooding the server with control frames.",
+        )?;
         registry.register(Box::new(families.requests.clone()))?;
         registry.register(Box::new(families.duration.clone()))?;
         registry.register(Box::new(families.errors.clone()))?;
@@ -147,12 +153,14 @@ impl Metrics {
         registry.register(Box::new(families.retries.clone()))?;
         registry.register(Box::new(families.ejections.clone()))?;
         registry.register(Box::new(ejected.clone()))?;
+        registry.register(Box::new(h2_flood_closed.clone()))?;
         let unknown = Arc::new(VhostMetrics::new(&families, UNKNOWN_VHOST));
         Ok(Metrics {
             inner: Arc::new(Inner {
                 families,
                 unknown,
                 ejected,
+                h2_flood_closed,
                 vhosts: Mutex::new(HashMap::new()),
             }),
         })
@@ -162,6 +170,11 @@ impl Metrics {
     /// [`crate::Proxy::new`]; the last one set wins).
     pub(crate) fn watch(&self, table: SharedTable) {
         self.inner.ejected.watch(table);
+    }
+
+    /// The counter of connections closed for a control-frame flood.
+    pub(crate) fn h2_flood_closed(&self) -> IntCounter {
+        self.inner.h2_flood_closed.clone()
     }
 
     /// Handles for requests that matched no vhost.

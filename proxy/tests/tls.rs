@@ -360,3 +360,56 @@ async fn a_tls_session_quiet_after_its_handshake_is_closed() {
     }
     assert_eq!(web.requests(), 0);
 }
+
+#[tokio::test]
+async fn an_h2_ping_flood_over_tls_gets_goaway_enhance_your_calm() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = Ca::new();
+    ca.install("app.test", &["app.test"]);
+    let proxy = TlsProxy::start(&ca, table().spec()).await;
+    let stream = proxy
+        .connect(&ca.client(&[b"h2"]), "app.test")
+        .await
+        .unwrap();
+    let (mut read, mut write) = tokio::io::split(stream);
+    let ping = [0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    let writer = tokio::spawn(async move {
+        write.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await?;
+        write.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await?;
+        for _ in 0..1_000 {
+            write.write_all(&ping.repeat(100)).await?;
+        }
+        std::io::Result::Ok(())
+    });
+    // Frames as they come, until a GOAWAY: its error code is the last 4 bytes.
+    let mut received = Vec::new();
+    let goaway = tokio::time::timeout(DEADLINE, async {
+        loop {
+            while received.len() >= 9 {
+                let len = u32::from_be_bytes([0, received[0], received[1], received[2]]) as usize;
+                if received.len() < 9 + len {
+                    break;
+                }
+                let frame: Vec<u8> = received.drain(..9 + len).collect();
+                if frame[3] == 7 {
+                    return frame;
+                }
+            }
+            let mut chunk = [0; 16384];
+            let n = read
+                .read(&mut chunk)
+                .await
+                .expect("closed without a GOAWAY");
+            assert_ne!(n, 0, "closed without a GOAWAY");
+            received.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("no GOAWAY in time");
+    assert_eq!(goaway[13..17], [0, 0, 0, 0xb], "{goaway:?}");
+    let ended = tokio::time::timeout(DEADLINE, writer).await;
+    assert!(
+        ended.is_ok(),
+        "the flood was still accepted after the GOAWAY"
+    );
+}

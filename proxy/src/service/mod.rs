@@ -100,6 +100,15 @@ pub struct ProxyConfig {
     pub eject_backoff: Duration,
     /// Longest ejection period. Default 30 s.
     pub eject_backoff_max: Duration,
+    /// HTTP/2 control frames (SETTINGS, PING, PRIORITY, empty DATA/HEADERS/CONTINUATION,
+    /// unknown types) a client connection may send in a burst; beyond it and its refill the
+    /// connection is closed with GOAWAY(ENHANCE_YOUR_CALM). 0 turns the limit off. Default 100:
+    /// a browser sends a handful per connection.
+    pub h2_max_control_frames: u32,
+    /// Control frames per second a connection earns back, up to `h2_max_control_frames`; 0
+    /// makes that burst a budget for the connection's lifetime. Default 20: keep-alive PINGs come
+    /// seconds apart, the BDP PINGs of adaptive-window clients about ten a second at most.
+    pub h2_control_frames_per_second: u32,
 }
 
 impl Default for ProxyConfig {
@@ -125,6 +134,8 @@ impl Default for ProxyConfig {
             eject_after: 3,
             eject_backoff: Duration::from_secs(1),
             eject_backoff_max: Duration::from_secs(30),
+            h2_max_control_frames: 100,
+            h2_control_frames_per_second: 20,
         }
     }
 }
@@ -216,6 +227,11 @@ impl Proxy {
     /// The configuration it was built with.
     pub fn config(&self) -> &ProxyConfig {
         &self.shared.config
+    }
+
+    /// The metrics it records in.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
     }
 
     /// The per-connection handler for a client connection described by `conn`.
