@@ -1,0 +1,108 @@
+use super::*;
+
+fn args(extra: &[&str]) -> Args {
+    let mut argv = vec!["dockhand"];
+    argv.extend_from_slice(extra);
+    Args::try_parse_from(argv).expect("flags parse")
+}
+
+#[test]
+fn defaults_are_valid() {
+    let config = args(&[]).validate().expect("defaults are valid");
+    assert_eq!(config.http.port(), 80);
+    assert_eq!(config.admin, SocketAddr::from(([127, 0, 0, 1], 9180)));
+    assert_eq!(config.proxy.response_timeout, Duration::from_secs(60));
+    assert!(config.proxy.trust_downstream_proxy);
+    assert!(config.proxy.access_log);
+}
+
+#[test]
+fn timeout_defaults_match_the_data_plane_defaults() {
+    let config = args(&[]).validate().expect("defaults are valid");
+    let defaults = ProxyConfig::default();
+    assert_eq!(
+        config.proxy.header_read_timeout,
+        defaults.header_read_timeout
+    );
+    assert_eq!(config.proxy.body_read_timeout, defaults.body_read_timeout);
+    assert_eq!(config.proxy.connect_timeout, defaults.connect_timeout);
+    assert_eq!(config.proxy.response_timeout, defaults.response_timeout);
+    let config = args(&["--body-read-timeout", "300ms"])
+        .validate()
+        .expect("valid");
+    assert_eq!(config.proxy.body_read_timeout, Duration::from_millis(300));
+}
+
+#[test]
+fn every_bad_setting_is_reported() {
+    let errors = args(&[
+        "--http-port",
+        "eighty",
+        "--admin",
+        "nowhere",
+        "--connect-timeout",
+        "5 parsecs",
+        "--docker-host",
+        "ftp://x",
+    ])
+    .validate()
+    .expect_err("invalid");
+    let names: Vec<_> = errors.iter().map(|e| e.name).collect();
+    assert_eq!(
+        names,
+        [
+            "HTTP_PORT",
+            "DOCKHAND_ADMIN",
+            "DOCKER_HOST",
+            "DOCKHAND_CONNECT_TIMEOUT"
+        ]
+    );
+    assert!(errors[0]
+        .to_string()
+        .starts_with("HTTP_PORT=\"eighty\" is not valid"));
+}
+
+#[test]
+fn https_settings_use_nginx_proxy_names_and_defaults() {
+    let config = args(&[]).validate().expect("valid");
+    assert_eq!(config.https.port(), 443);
+    assert_eq!(config.discovery.https, HttpsPolicy::default());
+    let config = args(&[
+        "--hsts",
+        "off",
+        "--https-method",
+        "noredirect",
+        "--non-get-redirect",
+        "308",
+    ])
+    .validate()
+    .expect("valid");
+    assert_eq!(config.discovery.https.hsts, None);
+    assert_eq!(config.discovery.https.non_get_redirect, 308);
+    let errors = args(&[
+        "--https-method",
+        "sometimes",
+        "--trust-default-cert",
+        "perhaps",
+    ])
+    .validate()
+    .expect_err("invalid");
+    let names: Vec<_> = errors.iter().map(|e| e.name).collect();
+    assert_eq!(names, ["HTTPS_METHOD", "TRUST_DEFAULT_CERT"]);
+}
+
+#[test]
+fn ipv6_binds_the_unspecified_v6_address() {
+    let config = args(&["--enable-ipv6", "true", "--http-port", "8080"])
+        .validate()
+        .expect("valid");
+    assert_eq!(config.http, "[::]:8080".parse().expect("literal"));
+}
+
+#[test]
+fn access_logs_can_be_disabled_nginx_proxy_style() {
+    let config = args(&["--disable-access-logs", "yes"])
+        .validate()
+        .expect("valid");
+    assert!(!config.proxy.access_log);
+}
