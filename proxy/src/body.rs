@@ -1,9 +1,11 @@
-//! Body types of the proxy: the request body sent upstream, which can be taken back after a
-//! connect failure, and the response body sent to the client, which drives the backend
-//! connection it arrives on and records the exchange when it ends.
+//! Body types of the proxy: the request body sent upstream (see [`request`]: it can be taken
+//! back after a connect failure, and tells the client's faults from the backend's), and the
+//! response body sent to the client, which drives the backend connection it arrives on and
+//! records the exchange when it ends.
+
+mod request;
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -14,135 +16,10 @@ use crate::access::Completion;
 use crate::conn::ActiveRequest;
 use crate::upstream::Lease;
 
+pub(crate) use request::{Pending, Reclaim, Upload, UpstreamBody};
+
 /// Boxed error of the proxy's bodies (only built when a body actually fails).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A client request body between two attempts: nothing to send, or the untouched stream.
-#[derive(Debug)]
-pub(crate) enum Pending {
-    Empty,
-    Stream(Incoming),
-}
-
-impl Pending {
-    pub(crate) fn new(body: Incoming) -> Pending {
-        if body.is_end_stream() {
-            Pending::Empty
-        } else {
-            Pending::Stream(body)
-        }
-    }
-
-    /// The body for one attempt, and what to keep so a later attempt can send it again.
-    ///
-    /// Only a stream with further candidates is wrapped for recovery (one `Arc` per such
-    /// request); an empty body is simply rebuilt, and the last attempt owns the stream.
-    pub(crate) fn attempt(self, more_candidates: bool) -> (UpstreamBody, Reclaim) {
-        match self {
-            Pending::Empty => (UpstreamBody::Empty, Reclaim::Empty),
-            Pending::Stream(body) if !more_candidates => {
-                (UpstreamBody::Direct(body), Reclaim::Lost)
-            }
-            Pending::Stream(body) => {
-                let hint = body.size_hint();
-                let slot = Arc::new(Mutex::new(Some(body)));
-                let upstream = UpstreamBody::Deferred {
-                    slot: slot.clone(),
-                    body: None,
-                    hint,
-                };
-                (upstream, Reclaim::Slot(slot))
-            }
-        }
-    }
-}
-
-/// The means to get a request body back after an attempt failed to connect.
-#[derive(Debug)]
-pub(crate) enum Reclaim {
-    Empty,
-    Slot(Arc<Mutex<Option<Incoming>>>),
-    Lost,
-}
-
-impl Reclaim {
-    /// The body, if the attempt never started sending it.
-    ///
-    /// hyper polls a request body only once a connection carries the request, so after a
-    /// connect error the slot still holds it; if it does not, the body is gone and `None` tells
-    /// the caller not to retry.
-    pub(crate) fn reclaim(self) -> Option<Pending> {
-        match self {
-            Reclaim::Empty => Some(Pending::Empty),
-            Reclaim::Slot(slot) => slot
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-                .map(Pending::Stream),
-            Reclaim::Lost => None,
-        }
-    }
-}
-
-/// The request body sent to a backend.
-#[derive(Debug)]
-pub(crate) enum UpstreamBody {
-    /// No body.
-    Empty,
-    /// The client's body, streamed as it arrives.
-    Direct(Incoming),
-    /// The client's body, taken out of `slot` on the first poll so that it can be reclaimed
-    /// untouched when the attempt never got a connection.
-    Deferred {
-        /// Shared with the [`Reclaim`] of this attempt.
-        slot: Arc<Mutex<Option<Incoming>>>,
-        /// The body once taken.
-        body: Option<Incoming>,
-        /// Captured up front: hyper asks for it before polling (to pick the framing).
-        hint: SizeHint,
-    },
-}
-
-impl Body for UpstreamBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match self.get_mut() {
-            UpstreamBody::Empty => Poll::Ready(None),
-            UpstreamBody::Direct(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
-            UpstreamBody::Deferred { slot, body, .. } => {
-                if body.is_none() {
-                    *body = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-                }
-                match body {
-                    Some(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-                    None => Poll::Ready(Some(Err("request body was reclaimed for a retry".into()))),
-                }
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            UpstreamBody::Empty => true,
-            UpstreamBody::Direct(body) => body.is_end_stream(),
-            UpstreamBody::Deferred { body, .. } => body.as_ref().is_some_and(Body::is_end_stream),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            UpstreamBody::Empty => SizeHint::with_exact(0),
-            UpstreamBody::Direct(body) => body.size_hint(),
-            UpstreamBody::Deferred { body: Some(b), .. } => b.size_hint(),
-            UpstreamBody::Deferred { hint, .. } => *hint,
-        }
-    }
-}
 
 /// The response body sent to the client: the backend's stream or a short page of the proxy's.
 ///

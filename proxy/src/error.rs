@@ -38,11 +38,20 @@ pub enum ErrorKind {
     Forbidden,
     /// The location is protected by an htpasswd file and the credentials are missing or wrong.
     Unauthorized,
+    /// The request body's framing is broken or in doubt: a malformed chunk or the client gone
+    /// half-way while it was forwarded (the client's fault, never the backend's), or `chunked`
+    /// applied twice.
+    BadBody,
+    /// The client sent nothing of its request body for `body_read_timeout`.
+    BodyTimeout,
+    /// A `Transfer-Encoding` other than `chunked` alone (`gzip, chunked`): hyper would decode
+    /// the chunks and drop the other coding, so the backend would get a different message.
+    UnsupportedCoding,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order; `index()` is the position in this array.
-    pub const ALL: [ErrorKind; 14] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::UnknownHost,
         ErrorKind::NoPath,
         ErrorKind::NoBackend,
@@ -57,6 +66,9 @@ impl ErrorKind {
         ErrorKind::HeaderTooLarge,
         ErrorKind::Forbidden,
         ErrorKind::Unauthorized,
+        ErrorKind::BadBody,
+        ErrorKind::BodyTimeout,
+        ErrorKind::UnsupportedCoding,
     ];
 
     /// Dense index of this kind in [`ErrorKind::ALL`], for per-kind metric handle arrays.
@@ -81,6 +93,9 @@ impl ErrorKind {
             ErrorKind::HeaderTooLarge => "header_too_large",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::BadBody => "bad_body",
+            ErrorKind::BodyTimeout => "body_timeout",
+            ErrorKind::UnsupportedCoding => "unsupported_coding",
         }
     }
 
@@ -96,6 +111,15 @@ impl ErrorKind {
                 | ErrorKind::ConnectFailed
                 | ErrorKind::UpstreamReset
                 | ErrorKind::UpstreamTimeout
+        )
+    }
+
+    /// Whether the client's connection must close after this answer: the request's framing
+    /// is broken or in doubt, so nothing after it on the connection can be trusted.
+    pub const fn closes(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::BadBody | ErrorKind::BodyTimeout | ErrorKind::UnsupportedCoding
         )
     }
 
@@ -115,7 +139,9 @@ impl ErrorKind {
 /// host whose backends are all unreachable or refuse connections 502; a known host whose
 /// backends all fail their health check 503; no matching path 404; no
 /// response head in time 504; malformed request 400; `TRACE` 405; header block too large 431;
-/// `NETWORK_ACCESS=internal` refusing the client 403; missing or wrong basic-auth credentials 401.
+/// `NETWORK_ACCESS=internal` refusing the client 403; missing or wrong basic-auth credentials 401;
+/// a broken request body 400, one that stalls 408 (nginx's `client_body_timeout`); a transfer
+/// coding other than `chunked` 501 (nginx's answer too).
 pub const fn status(kind: ErrorKind) -> StatusCode {
     match kind {
         ErrorKind::UnknownHost | ErrorKind::Unhealthy => StatusCode::SERVICE_UNAVAILABLE,
@@ -126,7 +152,9 @@ pub const fn status(kind: ErrorKind) -> StatusCode {
         | ErrorKind::ConnectFailed
         | ErrorKind::UpstreamReset => StatusCode::BAD_GATEWAY,
         ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-        ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+        ErrorKind::BadRequest | ErrorKind::BadBody => StatusCode::BAD_REQUEST,
+        ErrorKind::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+        ErrorKind::UnsupportedCoding => StatusCode::NOT_IMPLEMENTED,
         ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorKind::HeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         ErrorKind::Forbidden => StatusCode::FORBIDDEN,
@@ -158,7 +186,9 @@ pub const fn page(status: StatusCode) -> &'static str {
         403 => page!("403 Forbidden"),
         404 => page!("404 Not Found"),
         405 => page!("405 Not Allowed"),
+        408 => page!("408 Request Time-out"),
         431 => page!("431 Request Header Fields Too Large"),
+        501 => page!("501 Not Implemented"),
         502 => page!("502 Bad Gateway"),
         503 => page!("503 Service Temporarily Unavailable"),
         504 => page!("504 Gateway Time-out"),
@@ -187,6 +217,9 @@ mod tests {
             (ErrorKind::Forbidden, 403),
             (ErrorKind::Unauthorized, 401),
             (ErrorKind::Unhealthy, 503),
+            (ErrorKind::BadBody, 400),
+            (ErrorKind::BodyTimeout, 408),
+            (ErrorKind::UnsupportedCoding, 501),
         ];
         assert_eq!(expected.len(), ErrorKind::ALL.len());
         for (kind, code) in expected {
@@ -228,10 +261,33 @@ mod tests {
     }
 
     #[test]
+    fn client_faults_are_not_upstream_errors() {
+        for kind in [
+            ErrorKind::BadRequest,
+            ErrorKind::BadBody,
+            ErrorKind::BodyTimeout,
+            ErrorKind::UnsupportedCoding,
+        ] {
+            assert!(!kind.is_upstream() && !kind.is_connect(), "{kind:?}");
+        }
+        let closing: Vec<_> = ErrorKind::ALL.into_iter().filter(|k| k.closes()).collect();
+        assert_eq!(
+            closing,
+            [
+                ErrorKind::BadBody,
+                ErrorKind::BodyTimeout,
+                ErrorKind::UnsupportedCoding
+            ]
+        );
+    }
+
+    #[test]
     fn pages_carry_the_nginx_title() {
         let body = page(StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("<title>503 Service Temporarily Unavailable</title>"));
         assert!(page(StatusCode::BAD_GATEWAY).contains("502 Bad Gateway"));
+        assert!(page(StatusCode::REQUEST_TIMEOUT).contains("408 Request Time-out"));
+        assert!(page(StatusCode::NOT_IMPLEMENTED).contains("501 Not Implemented"));
         assert!(page(StatusCode::IM_A_TEAPOT).contains("500"));
     }
 }

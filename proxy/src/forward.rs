@@ -70,7 +70,7 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: &Forwarding<'_>) -> Option<
         .upgrade
         .then(|| headers.get(UPGRADE))
         .flatten()
-        .filter(|v| fwd.allow_upgrade && !v.is_empty())
+        .filter(|v| fwd.allow_upgrade && !v.is_empty() && !offers_h2c(v))
         .cloned();
     let trailers = fwd.h2
         && found.te
@@ -134,6 +134,17 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: &Forwarding<'_>) -> Option<
         headers.insert(TE, HeaderValue::from_static("trailers"));
     }
     upgrade
+}
+
+/// Whether an `Upgrade` list offers `h2c`. Such a request is forwarded without the upgrade:
+/// a backend that switched would carry an HTTP/2 connection through the tunnel, whose requests
+/// dockhand never sees, bypassing its routing, access rules and logs ("h2c smuggling"); and
+/// RFC 9113 §3.1 deprecates the upgrade anyway.
+fn offers_h2c(upgrade: &HeaderValue) -> bool {
+    upgrade.to_str().is_ok_and(|list| {
+        list.split(',')
+            .any(|p| p.trim().eq_ignore_ascii_case("h2c"))
+    })
 }
 
 /// Rewrites backend response headers for the client: hop-by-hop headers go, except that a

@@ -213,6 +213,21 @@ fn upgrade_is_dropped_when_not_allowed() {
 }
 
 #[test]
+fn h2c_upgrade_is_never_forwarded() {
+    let c = ctx();
+    for offer in ["h2c", "H2C", "websocket, h2c"] {
+        let mut h = headers(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", offer),
+            ("http2-settings", "AAMAAABkAAQAAP__"),
+        ]);
+        assert_eq!(rewrite_request(&mut h, &fwd(&c)), None, "{offer}");
+        assert!(h.get("upgrade").is_none() && h.get("connection").is_none());
+        assert!(h.get("http2-settings").is_none());
+    }
+}
+
+#[test]
 fn keepalive_disabled_sends_connection_close() {
     let c = ctx();
     let mut f = fwd(&c);

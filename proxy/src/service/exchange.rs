@@ -1,18 +1,23 @@
 //! Sending a routed request to its candidates, retrying what is safe to retry, and handing
 //! protocol upgrades over to a tunnel.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::{pin, Pin};
+use std::task::Poll;
+use std::time::Duration;
 
 use http::request::Parts;
 use http::uri::{self, Scheme};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
+use tokio::time::{Instant, Sleep};
 
 use super::routing::Plan;
 use super::{client_response, Answer, Shared};
 use crate::balance::Candidates;
-use crate::body::Pending;
+use crate::body::{Pending, Reclaim, Upload};
 use crate::error::ErrorKind;
 use crate::health;
 use crate::metrics::{RetryReason, VhostMetrics};
@@ -31,6 +36,9 @@ use crate::upstream::{Lease, Upstream};
 /// another dying one. A route with a single backend retries it once on a fresh connection.
 /// Anything else is final. At most one attempt per target, plus that one fresh retry; ejected
 /// backends are tried last, not never (see [`Order`]).
+///
+/// An exchange that failed because the client's body did (malformed, client gone, no data for
+/// `body_read_timeout`) answers the client's error instead (400, 408) and blames no backend.
 pub(super) async fn send(
     shared: &Shared,
     upstream: &Upstream,
@@ -64,7 +72,7 @@ pub(super) async fn send(
             metrics.retry(reason);
         }
         let more = attempt + 1 < max_attempts;
-        let (body, reclaim) = next.attempt(more);
+        let (body, reclaim) = next.attempt(shared.config.body_read_timeout);
         let Some(uri) = upstream_uri(route.proto, target, &path_and_query) else {
             return Answer::Error(ErrorKind::BadRequest);
         };
@@ -78,18 +86,28 @@ pub(super) async fn send(
         // Boxed: the exchange's state is most of a request's, and every enclosing future
         // would otherwise carry (and copy as it moves) another 1.6 KiB.
         let sent = Box::pin(upstream.send(target.addr, route.proto, route.keepalive, req, fresh));
-        let err = match tokio::time::timeout(shared.config.response_timeout, sent).await {
-            Ok(Ok((response, lease))) => {
+        let err = match head_within(shared.config.response_timeout, &reclaim, sent).await {
+            Some(Ok((response, lease))) => {
                 target.state.connected();
                 let upgrade = upgrade.take();
                 return answer(tunnels, response, lease, target.addr, in_flight, upgrade);
             }
-            Ok(Err(err)) => err,
-            Err(_) => {
-                metrics.error(ErrorKind::UpstreamTimeout);
-                return Answer::Error(ErrorKind::UpstreamTimeout);
+            Some(Err(err)) => err,
+            None => {
+                // A body that failed just as the clock ran out is the news, not the clock.
+                let kind = reclaim.client_fault().unwrap_or(ErrorKind::UpstreamTimeout);
+                if kind.is_upstream() {
+                    metrics.error(kind);
+                }
+                return Answer::Error(kind);
             }
         };
+        // The client's body failed, and the exchange with it: the client's fault (400, 408),
+        // so no upstream error, no ejection, no retry.
+        if let Some(fault) = reclaim.client_fault() {
+            tracing::debug!(backend = %target.addr, error = ?err, kind = fault.label(), "client request body failed");
+            return Answer::Error(fault);
+        }
         failure = err.kind();
         tracing::warn!(backend = %target.addr, error = ?err, kind = failure.label(), "upstream request failed");
         metrics.error(failure);
@@ -108,6 +126,48 @@ pub(super) async fn send(
         pending = reclaim.reclaim();
     }
     Answer::Error(failure)
+}
+
+/// The outcome of `sent`, or `None` once the backend has kept the response head waiting for
+/// `timeout`. The backend's time starts when it has the whole request (nginx's
+/// `proxy_read_timeout` too): while the client is still sending its body, a wait is the
+/// client's, bounded by the body's own read timeout, so a slow upload or a stalled client is
+/// never taken for a slow backend.
+async fn head_within<F: Future>(timeout: Duration, body: &Reclaim, sent: F) -> Option<F::Output> {
+    let mut sent = pin!(sent);
+    let mut expiry = pin!(tokio::time::sleep(timeout));
+    let mut seen = body.upload();
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = sent.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        loop {
+            let upload = body.upload();
+            // The body just ended (seen here at once for HTTP/1.1, whose connection this task
+            // drives; at the latest on expiry for h2c): the backend's time starts now.
+            let ended = upload == Upload::Sent && seen != Upload::Sent;
+            seen = upload;
+            if ended {
+                restart(expiry.as_mut(), timeout);
+            }
+            if expiry.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if upload != Upload::Waiting && !ended {
+                return Poll::Ready(None);
+            }
+            restart(expiry.as_mut(), timeout);
+        }
+    })
+    .await
+}
+
+/// Sets `sleep` to expire `timeout` from now.
+fn restart(sleep: Pin<&mut Sleep>, timeout: Duration) {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+    let now = Instant::now();
+    // A timeout too long to add to the clock is as good as a year.
+    sleep.reset(now.checked_add(timeout).unwrap_or(now + YEAR));
 }
 
 /// The HTTP version spoken to backends of `proto`.

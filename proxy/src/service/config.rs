@@ -1,0 +1,119 @@
+//! The data plane's settings.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::policy::network::default_internal_networks;
+
+/// Settings of the data plane. Every field is public; [`Default`] gives the documented values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Time a client has to send a complete request head: the first request's from accept
+    /// (protocol detection and TLS handshake included), a later HTTP/1 request's from its first
+    /// byte. Default 30 s (nginx's `client_header_timeout` is 60 s).
+    pub header_read_timeout: Duration,
+    /// An idle client connection (no request in flight) is closed after this long; HTTP/2
+    /// connections are sent a GOAWAY first. Default 60 s (nginx's `keepalive_timeout` 75 s).
+    pub keepalive_timeout: Duration,
+    /// A client that accepts no bytes of its response for this long is disconnected (measured
+    /// between two successful writes, not over the whole response). Default 60 s (nginx's
+    /// `send_timeout`).
+    pub send_timeout: Duration,
+    /// Lingering close: after answering a client that is still sending (an upload the backend
+    /// answered early), what it sends is read and discarded for at most this long before the
+    /// connection is closed, so that it can read the answer. Default 30 s (nginx's
+    /// `lingering_time`).
+    pub lingering_time: Duration,
+    /// Lingering close: the longest wait for more bytes while lingering. Default 5 s (nginx's
+    /// `lingering_timeout`).
+    pub lingering_timeout: Duration,
+    /// Longest gap between two successive reads of a request body while it is forwarded
+    /// (nginx's `client_body_timeout`; not a limit on the whole body): a client that sends
+    /// nothing for this long gets 408, and the backend is not blamed. Default 60 s.
+    pub body_read_timeout: Duration,
+    /// Time to establish a TCP (and TLS) connection to a backend before trying the next one.
+    /// Default 5 s.
+    pub connect_timeout: Duration,
+    /// Time the backend has for its response head once it has the whole request; then 504.
+    /// While the client is still sending the body, waiting is the client's time (see
+    /// `body_read_timeout`). Default 60 s (nginx's `proxy_read_timeout`).
+    pub response_timeout: Duration,
+    /// Largest request header block accepted, request line included; larger gets 431.
+    /// Default 64 KiB (at least 8 KiB is enforced for HTTP/1).
+    pub max_header_size: usize,
+    /// How long an idle pooled backend connection is kept. Default 90 s.
+    pub pool_idle_timeout: Duration,
+    /// Idle connections kept per backend for routes with `keepalive` `auto`. Default 64.
+    pub pool_max_idle_per_host: usize,
+    /// `TRUST_DOWNSTREAM_PROXY`: keep client `X-Forwarded-*` values. Default true.
+    pub trust_downstream_proxy: bool,
+    /// Write one `dockhand::access` log line per request. Default true.
+    pub access_log: bool,
+    /// Client connections served at once per listener (split evenly between the runtimes of a
+    /// [`crate::SharedListener`]). At the limit the idle connections that have waited longest
+    /// are closed to admit a new client; only when none is idle do new clients wait in the
+    /// accept backlog. Default 10 000.
+    pub max_connections: usize,
+    /// `HTTPS_PORT`: the public HTTPS port written into HTTP → HTTPS redirects (omitted when
+    /// 443). Default 443.
+    pub https_port: u16,
+    /// Folder whose `.well-known/acme-challenge/<token>` files answer ACME HTTP-01 challenges.
+    /// Default `/usr/share/nginx/html`.
+    pub acme_webroot: PathBuf,
+    /// Folder of htpasswd files (`<vhost>`, `<vhost>_<sha1(path)>`). Default `/etc/nginx/htpasswd`.
+    pub htpasswd_dir: PathBuf,
+    /// Client networks allowed on `NETWORK_ACCESS=internal` locations; others get 403. Default
+    /// nginx-proxy's `network_internal.conf` plus IPv6 loopback and link-local: 127.0.0.0/8,
+    /// 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, ::1/128, fc00::/7, fe80::/10.
+    pub network_internal: Vec<IpNet>,
+    /// Passive health: consecutive connect failures (refused, timed out, …) after which a
+    /// backend is ejected, i.e. skipped by balancing while its location has another backend
+    /// that is not ejected. 0 disables ejection. Default 3.
+    pub eject_after: u32,
+    /// First ejection period; after it the next request probes the backend, and a failed probe
+    /// ejects it again for twice as long. Default 1 s.
+    pub eject_backoff: Duration,
+    /// Longest ejection period. Default 30 s.
+    pub eject_backoff_max: Duration,
+    /// HTTP/2 control frames (SETTINGS, PING, PRIORITY, empty DATA/HEADERS/CONTINUATION,
+    /// unknown types) a client connection may send in a burst; beyond it and its refill the
+    /// connection is closed with GOAWAY(ENHANCE_YOUR_CALM). 0 turns the limit off. Default 100:
+    /// a browser sends a handful per connection.
+    pub h2_max_control_frames: u32,
+    /// Control frames per second a connection earns back, up to `h2_max_control_frames`; 0
+    /// makes that burst a budget for the connection's lifetime. Default 20: keep-alive PINGs come
+    /// seconds apart, the BDP PINGs of adaptive-window clients about ten a second at most.
+    pub h2_control_frames_per_second: u32,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            header_read_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            lingering_time: Duration::from_secs(30),
+            lingering_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(5),
+            response_timeout: Duration::from_secs(60),
+            max_header_size: 64 * 1024,
+            pool_idle_timeout: Duration::from_secs(90),
+            pool_max_idle_per_host: 64,
+            trust_downstream_proxy: true,
+            access_log: true,
+            max_connections: 10_000,
+            https_port: 443,
+            acme_webroot: PathBuf::from("/usr/share/nginx/html"),
+            htpasswd_dir: PathBuf::from("/etc/nginx/htpasswd"),
+            network_internal: default_internal_networks(),
+            eject_after: 3,
+            eject_backoff: Duration::from_secs(1),
+            eject_backoff_max: Duration::from_secs(30),
+            h2_max_control_frames: 100,
+            h2_control_frames_per_second: 20,
+        }
+    }
+}

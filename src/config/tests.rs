@@ -1,0 +1,120 @@
+use super::*;
+
+fn args(extra: &[&str]) -> Args {
+    let mut argv = vec!["dockhand"];
+    argv.extend_from_slice(extra);
+    Args::try_parse_from(argv).expect("flags parse")
+}
+
+#[test]
+fn defaults_are_valid() {
+    let config = args(&[]).validate().expect("defaults are valid");
+    assert_eq!(config.http.port(), 80);
+    assert_eq!(config.admin, SocketAddr::from(([127, 0, 0, 1], 9180)));
+    assert_eq!(config.proxy.response_timeout, Duration::from_secs(60));
+    assert!(config.proxy.trust_downstream_proxy);
+    assert!(config.proxy.access_log);
+}
+
+#[test]
+fn flag_defaults_are_the_library_defaults() {
+    // Each default is written twice (clap's text, ProxyConfig::default): they must agree.
+    let config = args(&[]).validate().expect("defaults are valid");
+    assert_eq!(config.proxy, ProxyConfig::default());
+    let config = args(&["--body-read-timeout", "300ms"])
+        .validate()
+        .expect("valid");
+    assert_eq!(config.proxy.body_read_timeout, Duration::from_millis(300));
+}
+
+#[test]
+fn h2_control_frame_limits_are_set_by_flags() {
+    let config = args(&[
+        "--h2-max-control-frames",
+        "0",
+        "--h2-control-frames-per-second",
+        "5",
+    ])
+    .validate()
+    .expect("valid");
+    assert_eq!(config.proxy.h2_max_control_frames, 0);
+    assert_eq!(config.proxy.h2_control_frames_per_second, 5);
+    let errors = args(&["--h2-max-control-frames", "lots"])
+        .validate()
+        .expect_err("invalid");
+    assert_eq!(errors[0].name, "DOCKHAND_H2_MAX_CONTROL_FRAMES");
+}
+
+#[test]
+fn every_bad_setting_is_reported() {
+    let errors = args(&[
+        "--http-port",
+        "eighty",
+        "--admin",
+        "nowhere",
+        "--connect-timeout",
+        "5 parsecs",
+        "--docker-host",
+        "ftp://x",
+    ])
+    .validate()
+    .expect_err("invalid");
+    let names: Vec<_> = errors.iter().map(|e| e.name).collect();
+    assert_eq!(
+        names,
+        [
+            "HTTP_PORT",
+            "DOCKHAND_ADMIN",
+            "DOCKER_HOST",
+            "DOCKHAND_CONNECT_TIMEOUT"
+        ]
+    );
+    assert!(errors[0]
+        .to_string()
+        .starts_with("HTTP_PORT=\"eighty\" is not valid"));
+}
+
+#[test]
+fn https_settings_use_nginx_proxy_names_and_defaults() {
+    let config = args(&[]).validate().expect("valid");
+    assert_eq!(config.https.port(), 443);
+    assert_eq!(config.discovery.https, HttpsPolicy::default());
+    let config = args(&[
+        "--hsts",
+        "off",
+        "--https-method",
+        "noredirect",
+        "--non-get-redirect",
+        "308",
+    ])
+    .validate()
+    .expect("valid");
+    assert_eq!(config.discovery.https.hsts, None);
+    assert_eq!(config.discovery.https.non_get_redirect, 308);
+    let errors = args(&[
+        "--https-method",
+        "sometimes",
+        "--trust-default-cert",
+        "perhaps",
+    ])
+    .validate()
+    .expect_err("invalid");
+    let names: Vec<_> = errors.iter().map(|e| e.name).collect();
+    assert_eq!(names, ["HTTPS_METHOD", "TRUST_DEFAULT_CERT"]);
+}
+
+#[test]
+fn ipv6_binds_the_unspecified_v6_address() {
+    let config = args(&["--enable-ipv6", "true", "--http-port", "8080"])
+        .validate()
+        .expect("valid");
+    assert_eq!(config.http, "[::]:8080".parse().expect("literal"));
+}
+
+#[test]
+fn access_logs_can_be_disabled_nginx_proxy_style() {
+    let config = args(&["--disable-access-logs", "yes"])
+        .validate()
+        .expect("valid");
+    assert!(!config.proxy.access_log);
+}
