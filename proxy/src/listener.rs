@@ -42,6 +42,8 @@ use crate::tunnel::Tunnels;
 const MIN_HTTP1_BUFFER: usize = 8192;
 /// Accept queue length of a shared listener (as tokio's and std's `bind`).
 const LISTEN_BACKLOG: i32 = 1024;
+/// How often a client waiting at the connection limit looks again for a connection to close.
+const EVICTION_RETRY: Duration = Duration::from_millis(250);
 /// Longest pause after repeated accept failures (e.g. out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -296,12 +298,14 @@ async fn admit(permits: &Arc<Semaphore>, connections: &Connections) -> OwnedSema
     if let Ok(permit) = permits.clone().try_acquire_owned() {
         return permit;
     }
-    let evicted = connections.evict_idle();
-    tracing::debug!(evicted, "connection limit reached");
-    // The semaphore is never closed, so acquiring only waits.
     loop {
-        if let Ok(permit) = permits.clone().acquire_owned().await {
-            return permit;
+        let evicted = connections.evict_idle();
+        tracing::debug!(evicted, "connection limit reached");
+        // The semaphore is never closed, so acquiring only waits; meanwhile a head can become
+        // slow enough to be closed, so look again now and then.
+        tokio::select! {
+            Ok(permit) = permits.clone().acquire_owned() => return permit,
+            () = tokio::time::sleep(EVICTION_RETRY) => {}
         }
     }
 }

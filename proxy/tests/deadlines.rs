@@ -321,3 +321,33 @@ async fn thousands_of_silent_sockets_cannot_deny_service() {
     }
     drop(silent);
 }
+
+#[tokio::test]
+async fn at_the_limit_heads_arriving_for_over_a_second_make_room_when_none_is_idle() {
+    let (proxy, web) = simple_proxy(|c| {
+        c.max_connections = 20;
+        c.header_read_timeout = Duration::from_secs(60);
+    })
+    .await;
+    // Slowloris: every slot holds a head that never ends.
+    let mut slow = Vec::new();
+    for _ in 0..30 {
+        let mut stream = TcpStream::connect(proxy.addr).await.unwrap();
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nHost: web.tld\r\nX-Slow: 1")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let start = Instant::now();
+    let reply = tokio::time::timeout(DEADLINE, get(proxy.addr, "web.tld", "/")).await;
+    assert!(reply.is_ok(), "a normal client was kept out by slow heads");
+    assert_eq!(reply.unwrap().status, 200);
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "admitted after {:?}",
+        start.elapsed()
+    );
+    assert_eq!(web.requests(), 1, "no slow head was ever completed");
+    drop(slow);
+}

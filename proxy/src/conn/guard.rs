@@ -139,8 +139,8 @@ impl<C: GracefulConn> Future for Guarded<C> {
             // Signals are read after hyper had its turn: a connection evicted while its first
             // request was already on its way has become busy, and is spared.
             match state.signal() {
-                Signal::Evict if this.watch.phase == Phase::Idle => {
-                    tracing::debug!("idle connection closed to admit a new client");
+                Signal::Evict if matches!(this.watch.phase, Phase::Idle | Phase::Head) => {
+                    tracing::debug!(phase = ?this.watch.phase, "connection closed to admit a new client");
                     return Poll::Ready(Ok(()));
                 }
                 Signal::Drain if !this.watch.drained => {
@@ -213,8 +213,8 @@ impl Watch {
         self.phase = phase;
         self.since = now;
         state.phase.store(phase as u8, Ordering::Relaxed);
-        if phase == Phase::Idle {
-            state.set_idle_since(now);
+        if matches!(phase, Phase::Idle | Phase::Head) {
+            state.set_since(now);
         }
     }
 

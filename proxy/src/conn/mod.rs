@@ -31,6 +31,10 @@ pub(crate) use io::GuardedIo;
 /// 32, or an eighth of its reusable connections when fewer).
 const MAX_EVICTED_AT_ONCE: usize = 32;
 
+/// With no idle connection to close, a request head still incomplete after this long may be
+/// closed instead: a client's head arrives in one round trip, a slowloris head never does.
+const SLOW_HEAD: Duration = Duration::from_secs(1);
+
 /// The deadlines of a client connection, one per phase. Built from
 /// [`ProxyConfig`](crate::ProxyConfig); see its fields for the defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,8 +118,8 @@ pub(crate) struct ConnState {
     closing: std::sync::atomic::AtomicBool,
     /// [`Phase`], as last set by the guard.
     phase: AtomicU8,
-    /// When the connection last became idle, in milliseconds since the registry's epoch.
-    idle_since: AtomicU64,
+    /// When the current phase began (idle, or a head started), in milliseconds (see [`millis`]).
+    since: AtomicU64,
     /// [`Signal`] from the registry.
     signal: AtomicU8,
     /// The guard's task, woken on a signal.
@@ -142,8 +146,8 @@ impl ConnState {
         self.write_blocked.load(Ordering::Relaxed)
     }
 
-    fn set_idle_since(&self, at: Instant) {
-        self.idle_since.store(millis(at), Ordering::Relaxed);
+    fn set_since(&self, at: Instant) {
+        self.since.store(millis(at), Ordering::Relaxed);
     }
 
     fn phase(&self) -> Phase {
@@ -241,7 +245,7 @@ impl Connections {
     pub(crate) fn register(&self) -> Entry {
         let state = Arc::new(ConnState::default());
         state.linger.store(true, Ordering::Relaxed);
-        state.set_idle_since(Instant::now());
+        state.set_since(Instant::now());
         let key = self
             .inner
             .open
@@ -266,25 +270,33 @@ impl Connections {
     }
 
     /// Closes the idle connections that have waited longest, to make room for a new client:
-    /// up to 32, or an eighth of the idle ones, at least one. Returns how many were told.
+    /// up to 32, or an eighth of them, at least one. With none idle, the request heads that
+    /// have been arriving longest (for over a second) are closed instead. Returns how many
+    /// were told.
     pub(crate) fn evict_idle(&self) -> usize {
         let open = self.inner.lock();
-        let mut idle: Vec<(u64, &Arc<ConnState>)> = open
-            .iter()
-            .map(|(_, state)| state)
-            .filter(|state| state.phase() == Phase::Idle && state.signal() == Signal::None)
-            .map(|state| (state.idle_since.load(Ordering::Relaxed), state))
-            .collect();
-        let count = (idle.len() / 8)
+        let candidates = |phase: Phase, before: u64| -> Vec<(u64, &Arc<ConnState>)> {
+            (open.iter().map(|(_, state)| state))
+                .filter(|state| state.phase() == phase && state.signal() == Signal::None)
+                .map(|state| (state.since.load(Ordering::Relaxed), state))
+                .filter(|(since, _)| *since <= before)
+                .collect()
+        };
+        let mut chosen = candidates(Phase::Idle, u64::MAX);
+        let slow = millis(Instant::now()).checked_sub(SLOW_HEAD.as_millis() as u64);
+        if let (true, Some(slow)) = (chosen.is_empty(), slow) {
+            chosen = candidates(Phase::Head, slow);
+        }
+        let count = (chosen.len() / 8)
             .clamp(1, MAX_EVICTED_AT_ONCE)
-            .min(idle.len());
+            .min(chosen.len());
         if count == 0 {
             return 0;
         }
-        if count < idle.len() {
-            idle.select_nth_unstable_by_key(count - 1, |(since, _)| *since);
+        if count < chosen.len() {
+            chosen.select_nth_unstable_by_key(count - 1, |(since, _)| *since);
         }
-        for (_, state) in &idle[..count] {
+        for (_, state) in &chosen[..count] {
             state.send(Signal::Evict);
         }
         count
@@ -307,10 +319,14 @@ impl Registry {
     }
 }
 
-/// `at` in milliseconds since the first call, a clock that fits an atomic.
+/// `at` in milliseconds on a clock that fits an atomic: since an hour before the first call, so
+/// that an instant a little in the past never saturates to zero.
 fn millis(at: Instant) -> u64 {
     static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    let epoch = *EPOCH.get_or_init(Instant::now);
+    let epoch = *EPOCH.get_or_init(|| {
+        let now = Instant::now();
+        now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)
+    });
     u64::try_from(at.saturating_duration_since(epoch).as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -12,7 +12,7 @@ fn idle_connections(count: u64) -> (Connections, Vec<Entry>) {
     let entries = (0..count)
         .map(|i| {
             let entry = connections.register();
-            entry.state.set_idle_since(base + Duration::from_secs(i));
+            entry.state.set_since(base + Duration::from_secs(i));
             entry
         })
         .collect();
@@ -46,28 +46,38 @@ fn eviction_takes_at_least_one_and_at_most_32() {
 }
 
 #[test]
-fn busy_heads_and_lingering_connections_are_never_evicted() {
+fn busy_and_lingering_connections_are_never_evicted_and_heads_only_when_none_is_idle() {
     let (connections, entries) = idle_connections(4);
-    entries[0]
+    let phase =
+        |i: usize, phase: Phase| entries[i].state.phase.store(phase as u8, Ordering::Relaxed);
+    phase(0, Phase::Busy);
+    phase(1, Phase::Lingering);
+    phase(2, Phase::Head);
+    entries[2]
         .state
-        .phase
-        .store(Phase::Busy as u8, Ordering::Relaxed);
-    entries[1]
+        .set_since(Instant::now() - Duration::from_secs(5));
+    assert_eq!(connections.evict_idle(), 1);
+    assert_eq!(
+        evicted(&entries),
+        vec![3],
+        "the idle one, though the head is older"
+    );
+    assert_eq!(connections.evict_idle(), 1);
+    assert_eq!(evicted(&entries), vec![2, 3], "then the slow head");
+    assert_eq!(connections.evict_idle(), 0);
+}
+
+#[test]
+fn a_head_under_a_second_old_is_not_evicted() {
+    let connections = Connections::default();
+    let entry = connections.register();
+    entry
         .state
         .phase
         .store(Phase::Head as u8, Ordering::Relaxed);
-    entries[2]
-        .state
-        .phase
-        .store(Phase::Lingering as u8, Ordering::Relaxed);
-    assert_eq!(connections.evict_idle(), 1);
-    assert_eq!(evicted(&entries), vec![3]);
-    entries[3]
-        .state
-        .phase
-        .store(Phase::Busy as u8, Ordering::Relaxed);
-    let (none, _) = (Connections::default(), ());
-    assert_eq!(none.evict_idle(), 0);
+    entry.state.set_since(Instant::now());
+    assert_eq!(connections.evict_idle(), 0);
+    assert_eq!(Connections::default().evict_idle(), 0);
 }
 
 #[test]
