@@ -232,8 +232,9 @@ impl Watch {
             // send); look again now and then, in case a request ended unseen.
             Phase::Busy if self.deadline > now => self.deadline,
             Phase::Busy => now + timeouts.keepalive,
+            // The wait for more starts when lingering does, not at the last read before it.
             Phase::Lingering => (self.since + timeouts.lingering_time)
-                .min(self.read_at + timeouts.lingering_timeout),
+                .min(self.since.max(self.read_at) + timeouts.lingering_timeout),
         };
         match self.blocked_since {
             Some(since) => phase.min(since + timeouts.send),
