@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 /// jemalloc: glibc's malloc spent a tenth of the data plane's user time on the hot path
-/// (consolidating and unlinking chunks); see the README's performance section.
+/// (consolidating and unlinking chunks); see docs/engineering-notes.md.
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

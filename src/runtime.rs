@@ -6,7 +6,7 @@
 //! and keeps its own upstream pools, so a client connection, the requests on it and the backend
 //! connections serving them stay on one thread. Against one multi-thread runtime this measured
 //! about a fifth less CPU per proxied request (no work stealing, no wakeups across threads; see
-//! the README's performance section), and a table rebuild of thousands of containers never
+//! docs/engineering-notes.md), and a table rebuild of thousands of containers never
 //! stalls a worker.
 
 use std::io;
