@@ -1,16 +1,17 @@
 //! dockhand's settings: flags with `DOCKHAND_*` twins, plus nginx-proxy's proxy-level variables.
 //!
-//! Values that need checking are taken as text and validated together in [`Args::validate`], so
-//! one run reports every bad setting (as linkerd's `parse_config` does), before anything binds.
+//! Values that need checking are taken as text and validated together in [`Args::validate`]
+//! (in `validate.rs`), so one run reports every bad setting (as linkerd's `parse_config` does),
+//! before anything binds.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+mod validate;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Parser};
-use dockhand_discovery::contract;
-use dockhand_proxy::spec::HttpsPolicy;
 use dockhand_proxy::ProxyConfig;
 
 /// A dynamic reverse proxy for Docker: routes containers by their VIRTUAL_HOST, like nginx-proxy.
@@ -230,211 +231,6 @@ pub struct Config {
     pub log_filter: String,
     /// JSON logs.
     pub log_json: bool,
-}
-
-/// One bad setting: which, its value, and why.
-#[derive(Debug, PartialEq, Eq)]
-pub struct SettingError {
-    name: &'static str,
-    value: String,
-    why: String,
-}
-
-impl std::fmt::Display for SettingError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}={:?} is not valid: {}",
-            self.name, self.value, self.why
-        )
-    }
-}
-
-/// Collects every error instead of stopping at the first.
-#[derive(Default)]
-struct Checker {
-    errors: Vec<SettingError>,
-}
-
-impl Checker {
-    fn check<T, E: std::fmt::Display>(
-        &mut self,
-        name: &'static str,
-        value: &str,
-        parse: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Option<T> {
-        match parse(value.trim()) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                self.errors.push(SettingError {
-                    name,
-                    value: value.to_owned(),
-                    why: e.to_string(),
-                });
-                None
-            }
-        }
-    }
-
-    fn duration(&mut self, name: &'static str, value: &str) -> Duration {
-        self.check(name, value, humantime::parse_duration)
-            .unwrap_or_default()
-    }
-
-    fn number<T: std::str::FromStr<Err = std::num::ParseIntError> + Default>(
-        &mut self,
-        name: &'static str,
-        value: &str,
-    ) -> T {
-        self.check(name, value, str::parse::<T>).unwrap_or_default()
-    }
-}
-
-impl Args {
-    /// Checks every setting; on failure returns all the bad ones.
-    pub fn validate(&self) -> Result<Config, Vec<SettingError>> {
-        let mut c = Checker::default();
-        let port: u16 = c.number("HTTP_PORT", &self.http_port);
-        let https_port: u16 = c.number("HTTPS_PORT", &self.https_port);
-        let certs_poll_interval =
-            c.duration("DOCKHAND_CERTS_POLL_INTERVAL", &self.certs_poll_interval);
-        let https = self.https_policy(&mut c);
-        let bind = c.check("DOCKHAND_BIND", &self.bind, str::parse::<IpAddr>);
-        let admin = c.check("DOCKHAND_ADMIN", &self.admin, str::parse::<SocketAddr>);
-        c.check(
-            "DOCKER_HOST",
-            &self.docker_host,
-            dockhand_discovery::validate_host,
-        );
-        c.check("DOCKHAND_LOG", &self.log, |s| {
-            tracing_subscriber::EnvFilter::try_new(s)
-        });
-        if let Some(host) = &self.default_host {
-            c.check(
-                "DEFAULT_HOST",
-                host,
-                dockhand_discovery::validate_default_host,
-            );
-        }
-        let proxy = self.proxy_settings(&mut c, https_port);
-        let shutdown_grace = c.duration("DOCKHAND_SHUTDOWN_GRACE", &self.shutdown_grace);
-        let resync_interval = c.duration("DOCKHAND_RESYNC_INTERVAL", &self.resync_interval);
-        let worker_threads = c.number("DOCKHAND_WORKER_THREADS", &self.worker_threads);
-        if !c.errors.is_empty() {
-            return Err(c.errors);
-        }
-        let ip = if self.enable_ipv6 {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        } else {
-            bind.unwrap_or(IpAddr::from([0, 0, 0, 0]))
-        };
-        Ok(Config {
-            http: SocketAddr::new(ip, port),
-            https: SocketAddr::new(ip, https_port),
-            certs_dir: self.certs_dir.clone(),
-            certs_poll_interval,
-            // Unreachable default: every error was returned above.
-            admin: admin.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9180))),
-            proxy,
-            discovery: dockhand_discovery::Config {
-                docker_host: self.docker_host.clone(),
-                own_container: self.container.clone().filter(|c| !c.is_empty()),
-                default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),
-                resync_interval,
-                https,
-                ..Default::default()
-            },
-            shutdown_grace,
-            worker_threads,
-            log_filter: self.log.clone(),
-            log_json: self.log_json,
-        })
-    }
-}
-
-impl Args {
-    /// The data plane's settings.
-    fn proxy_settings(&self, c: &mut Checker, https_port: u16) -> ProxyConfig {
-        ProxyConfig {
-            header_read_timeout: c
-                .duration("DOCKHAND_HEADER_READ_TIMEOUT", &self.header_read_timeout),
-            keepalive_timeout: c.duration("DOCKHAND_KEEPALIVE_TIMEOUT", &self.keepalive_timeout),
-            send_timeout: c.duration("DOCKHAND_SEND_TIMEOUT", &self.send_timeout),
-            lingering_time: c.duration("DOCKHAND_LINGERING_TIME", &self.lingering_time),
-            lingering_timeout: c.duration("DOCKHAND_LINGERING_TIMEOUT", &self.lingering_timeout),
-            body_read_timeout: c.duration("DOCKHAND_BODY_READ_TIMEOUT", &self.body_read_timeout),
-            connect_timeout: c.duration("DOCKHAND_CONNECT_TIMEOUT", &self.connect_timeout),
-            response_timeout: c.duration("DOCKHAND_RESPONSE_TIMEOUT", &self.response_timeout),
-            pool_idle_timeout: c.duration("DOCKHAND_POOL_IDLE_TIMEOUT", &self.pool_idle_timeout),
-            max_header_size: c.number("DOCKHAND_MAX_HEADER_SIZE", &self.max_header_size),
-            max_connections: c.number("DOCKHAND_MAX_CONNECTIONS", &self.max_connections),
-            trust_downstream_proxy: self.trust_downstream_proxy,
-            access_log: !self.disable_access_logs,
-            eject_after: c.number("DOCKHAND_EJECT_AFTER", &self.eject_after),
-            eject_backoff: c.duration("DOCKHAND_EJECT_BACKOFF", &self.eject_backoff),
-            eject_backoff_max: c.duration("DOCKHAND_EJECT_BACKOFF_MAX", &self.eject_backoff_max),
-            h2_max_control_frames: c.number(
-                "DOCKHAND_H2_MAX_CONTROL_FRAMES",
-                &self.h2_max_control_frames,
-            ),
-            h2_control_frames_per_second: c.number(
-                "DOCKHAND_H2_CONTROL_FRAMES_PER_SECOND",
-                &self.h2_control_frames_per_second,
-            ),
-            https_port,
-            acme_webroot: self.acme_webroot.clone(),
-            htpasswd_dir: self.htpasswd_dir.clone(),
-            ..ProxyConfig::default()
-        }
-    }
-
-    /// The proxy-wide HTTPS settings, from nginx-proxy's variables.
-    fn https_policy(&self, c: &mut Checker) -> HttpsPolicy {
-        let defaults = HttpsPolicy::default();
-        let hsts = c.check("HSTS", &self.hsts, contract::parse_hsts);
-        HttpsPolicy {
-            method: c
-                .check(
-                    "HTTPS_METHOD",
-                    &self.https_method,
-                    contract::parse_https_method,
-                )
-                .unwrap_or(defaults.method),
-            hsts: match hsts {
-                Some(contract::Hsts::Value(value)) => Some(value),
-                Some(contract::Hsts::Off) | None => None,
-            },
-            cert_name: None,
-            trust_default_cert: c
-                .check(
-                    "TRUST_DEFAULT_CERT",
-                    &self.trust_default_cert,
-                    contract::parse_bool,
-                )
-                .unwrap_or(true),
-            non_get_redirect: c
-                .check(
-                    "NON_GET_REDIRECT",
-                    &self.non_get_redirect,
-                    contract::parse_non_get_redirect,
-                )
-                .map_or(defaults.non_get_redirect, |r| r.status()),
-            http_on_missing_cert: c
-                .check(
-                    "ENABLE_HTTP_ON_MISSING_CERT",
-                    &self.enable_http_on_missing_cert,
-                    contract::parse_bool,
-                )
-                .unwrap_or(true),
-            acme_challenge: c
-                .check(
-                    "ACME_HTTP_CHALLENGE_LOCATION",
-                    &self.acme_http_challenge_location,
-                    contract::parse_acme_challenge,
-                )
-                .unwrap_or(defaults.acme_challenge),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
-//! Body types of the proxy: the request body sent upstream (see [`request`]: it can be taken
-//! back after a connect failure, and tells the client's faults from the backend's), and the
-//! response body sent to the client, which drives the backend connection it arrives on and
-//! records the exchange when it ends.
-
-mod request;
+//! The response body sent to the client, which drives the backend connection it arrives on,
+//! gives that connection back to its pool, and records the exchange when it ends. (The request
+//! body sent to the backend belongs to the upstream client, next to the connections it is sent
+//! on.)
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -16,10 +14,7 @@ use crate::access::Completion;
 use crate::conn::ActiveRequest;
 use crate::upstream::Lease;
 
-pub(crate) use request::{Pending, Reclaim, Upload, UpstreamBody};
-
-/// Boxed error of the proxy's bodies (only built when a body actually fails).
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use crate::error::BoxError;
 
 /// The response body sent to the client: the backend's stream or a short page of the proxy's.
 ///

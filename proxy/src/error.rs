@@ -6,6 +6,9 @@
 
 use http::StatusCode;
 
+/// Boxed error of the proxy's bodies (only built when a body actually fails).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// What went wrong while routing or forwarding a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ErrorKind {

@@ -24,7 +24,7 @@ use std::time::Instant;
 use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::service::ProxyConfig;
+use crate::config::ProxyConfig;
 use frames::{FrameReader, TokenBucket, ENHANCE_YOUR_CALM, HEADERS};
 
 /// What every HTTP/2 client sends first (RFC 9113 §3.4).

@@ -72,23 +72,9 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: &Forwarding<'_>) -> Option<
         .flatten()
         .filter(|v| fwd.allow_upgrade && !v.is_empty() && !offers_h2c(v))
         .cloned();
-    let trailers = fwd.h2
-        && found.te
-        && headers.get_all(TE).iter().any(|v| {
-            v.to_str().is_ok_and(|s| {
-                s.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-            })
-        });
-    if found.hop_by_hop {
-        strip_hop_by_hop(headers);
-    }
-    if found.doomed {
-        headers.remove(EXPECT);
-        headers.remove(PROXY);
-        strip_underscored(headers);
-    }
+    let trailers = fwd.h2 && found.te && asks_for_trailers(headers);
     if found.hop_by_hop || found.doomed {
+        strip_client_only(headers, &found);
         // A `Connection` list may have named a forwarded header: look again at what is left.
         found = Found::scan(headers);
     }
@@ -99,6 +85,48 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: &Forwarding<'_>) -> Option<
     let _ = headers.try_reserve(ADDED_HEADERS);
     set_host(headers, fwd);
     headers.insert(X_REAL_IP, fwd.peer_ip.clone());
+    set_x_forwarded(headers, fwd, &found);
+    headers.insert(X_ORIGINAL_URI, fwd.original_uri.clone());
+
+    if let Some(value) = &upgrade {
+        headers.insert(UPGRADE, value.clone());
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else if fwd.close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    if trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    upgrade
+}
+
+/// Whether a `TE` header of the client's asks for `trailers` (kept for HTTP/2 backends: gRPC
+/// needs it).
+fn asks_for_trailers(headers: &HeaderMap) -> bool {
+    headers.get_all(TE).iter().any(|v| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+        })
+    })
+}
+
+/// Removes what `found` says is meant for dockhand alone: hop-by-hop headers, and `Expect`,
+/// `Proxy` and underscored names.
+fn strip_client_only(headers: &mut HeaderMap, found: &Found) {
+    if found.hop_by_hop {
+        strip_hop_by_hop(headers);
+    }
+    if found.doomed {
+        headers.remove(EXPECT);
+        headers.remove(PROXY);
+        strip_underscored(headers);
+    }
+}
+
+/// `X-Forwarded-For/-Host/-Proto/-Ssl/-Port`: the client's values are kept only when trusted
+/// (`TRUST_DOWNSTREAM_PROXY`) and present, as `found` in the stripped headers.
+fn set_x_forwarded(headers: &mut HeaderMap, fwd: &Forwarding<'_>, found: &Found) {
     let trusted = |present: bool| fwd.trust_downstream && present;
     set_forwarded_for(headers, fwd, trusted(found.forwarded_for));
     if !trusted(found.forwarded_host) {
@@ -122,18 +150,6 @@ pub fn rewrite_request(headers: &mut HeaderMap, fwd: &Forwarding<'_>) -> Option<
     if !trusted(found.forwarded_port) {
         headers.insert(X_FORWARDED_PORT, fwd.server_port_value.clone());
     }
-    headers.insert(X_ORIGINAL_URI, fwd.original_uri.clone());
-
-    if let Some(value) = &upgrade {
-        headers.insert(UPGRADE, value.clone());
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    } else if fwd.close {
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    if trailers {
-        headers.insert(TE, HeaderValue::from_static("trailers"));
-    }
-    upgrade
 }
 
 /// Whether an `Upgrade` list offers `h2c`. Such a request is forwarded without the upgrade:

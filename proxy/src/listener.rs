@@ -26,130 +26,28 @@ use std::time::{Duration, Instant};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use rustls::ServerConfig;
-use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 
+use crate::config::ProxyConfig;
 use crate::conn::{Connections, Guarded, GuardedIo, Timeouts};
 use crate::flood::{FloodGuard, FloodLimits};
-use crate::service::{ConnInfo, Proxy, ProxyConfig};
+use crate::service::{ConnInfo, Proxy};
 use crate::tls::{TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;
 
+mod shared;
+
+pub use shared::{Listen, ListenerPart, SharedListener};
+
 /// Smallest header limit hyper accepts for its HTTP/1 read buffer.
 const MIN_HTTP1_BUFFER: usize = 8192;
-/// Accept queue length of a shared listener (as tokio's and std's `bind`).
-const LISTEN_BACKLOG: i32 = 1024;
 /// How often a client waiting at the connection limit looks again for a connection to close.
 const EVICTION_RETRY: Duration = Duration::from_millis(250);
 /// Longest pause after repeated accept failures (e.g. out of file descriptors).
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
-
-/// A port served by several runtimes, each accepting from a listening socket of its own.
-///
-/// The sockets form one `SO_REUSEPORT` group, so that the kernel spreads new connections evenly
-/// over the runtimes (with one socket shared by all, the runtime that wakes first takes a whole
-/// burst of connections). The connection limit is split between them, as nginx's
-/// `worker_connections` is per worker: a runtime waits for a permit before it accepts, so one
-/// limit shared by all would let a runtime idling in `accept` hold a permit while connections
-/// queue at another.
-#[derive(Debug)]
-pub struct SharedListener {
-    sockets: Vec<std::net::TcpListener>,
-    max_connections: usize,
-}
-
-/// One runtime's socket of a [`SharedListener`], with its share of the connection limit.
-#[derive(Debug)]
-pub struct ListenerPart {
-    socket: std::net::TcpListener,
-    permits: Arc<Semaphore>,
-}
-
-impl SharedListener {
-    /// Listens on `addr` with `count` sockets (at least 1); `max_connections` bounds the
-    /// connections served at once through all of them (but each socket serves at least one).
-    ///
-    /// Fails with `AddrInUse` when anything already listens on `addr`, even a socket that would
-    /// let this group join it: a second proxy must not silently take half the connections.
-    pub fn bind(
-        addr: SocketAddr,
-        count: usize,
-        max_connections: usize,
-    ) -> io::Result<SharedListener> {
-        if addr.port() != 0 {
-            // Only a socket without SO_REUSEPORT is refused by every listener on the port.
-            drop(reuse_socket(addr, false)?);
-        }
-        let first = reuse_socket(addr, true)?;
-        // With port 0 the first socket picked the port the others join.
-        let addr = first.local_addr()?;
-        let mut sockets = vec![first];
-        for _ in 1..count {
-            sockets.push(reuse_socket(addr, true)?);
-        }
-        Ok(SharedListener {
-            sockets,
-            max_connections,
-        })
-    }
-
-    /// The address it listens on (with the port the system chose if `addr` had 0).
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        // `bind` always makes at least the first socket.
-        self.sockets[0].local_addr()
-    }
-
-    /// One part per runtime, each with an equal share of the connection limit.
-    pub fn split(self) -> Vec<ListenerPart> {
-        let count = self.sockets.len();
-        self.sockets
-            .into_iter()
-            .enumerate()
-            .map(|(index, socket)| {
-                let share = self.max_connections / count
-                    + usize::from(index < self.max_connections % count);
-                ListenerPart {
-                    socket,
-                    permits: Arc::new(Semaphore::new(share.max(1))),
-                }
-            })
-            .collect()
-    }
-}
-
-/// What an accept loop serves: a listening socket and the connection limit it accepts under.
-/// A tokio [`TcpListener`] is served by one runtime alone, under
-/// [`ProxyConfig::max_connections`](crate::ProxyConfig); a [`ListenerPart`] alongside the other
-/// runtimes of its [`SharedListener`], under its share of the limit.
-pub trait Listen {
-    /// The socket, registered with the calling task's runtime, and the permits to accept with.
-    fn open(self, max_connections: usize) -> io::Result<(TcpListener, Arc<Semaphore>)>;
-}
-
-impl Listen for TcpListener {
-    fn open(self, max_connections: usize) -> io::Result<(TcpListener, Arc<Semaphore>)> {
-        Ok((self, Arc::new(Semaphore::new(max_connections.max(1)))))
-    }
-}
-
-impl Listen for ListenerPart {
-    fn open(self, _: usize) -> io::Result<(TcpListener, Arc<Semaphore>)> {
-        Ok((TcpListener::from_std(self.socket)?, self.permits))
-    }
-}
-
-fn reuse_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(reuse_port)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
-}
 
 /// Serves plain-HTTP clients of `listener` (see [`Listen`]) with `proxy` until `shutdown`
 /// completes, then stops accepting, lets open requests and upgraded tunnels (WebSocket) finish
@@ -226,11 +124,15 @@ async fn run<H: Handshake>(
     let config = proxy.config().clone();
     let (listener, permits) = listener.open(config.max_connections)?;
     let local = listener.local_addr()?;
-    let builder = Arc::new(builder(&config));
-    let timeouts = Timeouts::of(&config);
-    let connections = Connections::default();
-    let flood = FloodLimits::new(&config, proxy.metrics().h2_flood_closed());
-    let tunnels = Tunnels::default();
+    let serving = Serving {
+        builder: Arc::new(builder(&config)),
+        timeouts: Timeouts::of(&config),
+        flood: FloodLimits::new(&config, proxy.metrics().h2_flood_closed()),
+        connections: Connections::default(),
+        tunnels: Tunnels::default(),
+        proxy,
+        handshake,
+    };
     tokio::pin!(shutdown);
     tracing::info!(%local, tls = H::TLS, "listening");
     loop {
@@ -240,28 +142,52 @@ async fn run<H: Handshake>(
         };
         let permit = tokio::select! {
             () = &mut shutdown => break,
-            permit = admit(&permits, &connections) => permit,
+            permit = admit(&permits, &serving.connections) => permit,
         };
+        serving.spawn(stream, peer, permit);
+    }
+    drop(listener);
+    drain(local, &serving.connections, &serving.tunnels, grace).await;
+    Ok(())
+}
+
+/// What the connections of one listener share.
+struct Serving<H> {
+    proxy: Proxy,
+    handshake: H,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    timeouts: Timeouts,
+    flood: FloodLimits,
+    /// Every open connection, for eviction at the limit and the drain.
+    connections: Connections,
+    /// Tunnels upgraded out of the connections, which outlive them.
+    tunnels: Tunnels,
+}
+
+impl<H: Handshake> Serving<H> {
+    /// Serves one accepted client in a task of its own, holding `permit` until it ends.
+    fn spawn(&self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
         let accepted = Instant::now();
         let conn = match conn_info(&stream, peer, H::TLS) {
             Ok(conn) => conn,
             Err(e) => {
                 tracing::debug!(%peer, error = %e, "dropping connection");
-                continue;
+                return;
             }
         };
         // Registered before the handshake, so that a drain also waits for connections
         // mid-handshake (bounded by the handshake timeout) and tells them to close at once.
-        let entry = connections.register();
+        let entry = self.connections.register();
         let state = entry.state.clone();
-        let service = proxy
-            .connection_in(conn, tunnels.clone(), Some(state.clone()))
+        let service = self
+            .proxy
+            .connection_in(conn, self.tunnels.clone(), Some(state.clone()))
             .into_service();
-        let builder = builder.clone();
-        let handshake = handshake.clone();
-        let flood = flood.clone();
-        let cut = tunnels.cut_signal();
-        connections.tracker().spawn(async move {
+        let builder = self.builder.clone();
+        let handshake = self.handshake.clone();
+        let (flood, timeouts) = (self.flood.clone(), self.timeouts);
+        let cut = self.tunnels.cut_signal();
+        self.connections.tracker().spawn(async move {
             let served = async move {
                 let io = tokio::select! {
                     // A handshake that is done (always, for plain HTTP) goes on to hyper, which
@@ -286,9 +212,6 @@ async fn run<H: Handshake>(
             drop(permit);
         });
     }
-    drop(listener);
-    drain(local, &connections, &tunnels, grace).await;
-    Ok(())
 }
 
 /// A permit for the client just accepted. At the limit, the idle connections that have waited

@@ -6,11 +6,13 @@
 //! backend connection. h2c multiplexes many requests on one connection, which therefore needs
 //! a task of its own; hyper-util's legacy `Client` provides it, and its pool.
 //!
-//! A connect failure means no connection ever carried the request, so its body is untouched
-//! and the next backend can be tried (see [`crate::body`]).
+//! The request body sent upstream ([`request`]) can be taken back after a connect failure: no
+//! connection ever carried the request, so its body is untouched and the next backend can be
+//! tried. It also tells the client's faults from the backend's.
 
 mod conn;
 mod pool;
+mod request;
 mod tls;
 
 use std::error::Error as _;
@@ -29,9 +31,10 @@ use tokio_rustls::TlsConnector;
 
 use self::conn::{Conn, Failed, Key};
 use self::pool::Pool;
-use crate::body::UpstreamBody;
 use crate::error::ErrorKind;
 use crate::spec::{Keepalive, Proto};
+
+pub(crate) use self::request::{Pending, Reclaim, Upload, UpstreamBody};
 
 /// Pool settings shared by every upstream client.
 #[derive(Clone, Copy, Debug)]

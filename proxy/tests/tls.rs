@@ -94,6 +94,7 @@ impl TlsProxy {
         let metrics = Metrics::new(&registry).unwrap();
         let table = RouteTable::build(&spec, 1, &metrics, &Default::default());
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(table));
+        dockhand_proxy::register_ejected_gauge(&registry, table.clone()).unwrap();
         let proxy = Proxy::new(config, table.clone(), metrics);
         let store = CertStore::new(
             ca.dir.path().to_path_buf(),

@@ -1,3 +1,5 @@
+use dockhand_proxy::spec::HttpsPolicy;
+
 use super::*;
 
 fn args(extra: &[&str]) -> Args {

@@ -24,6 +24,8 @@ use futures_util::task::AtomicWaker;
 use slab::Slab;
 use tokio_util::task::TaskTracker;
 
+use crate::config::ProxyConfig;
+
 pub(crate) use guard::Guarded;
 pub(crate) use io::GuardedIo;
 
@@ -36,7 +38,7 @@ const MAX_EVICTED_AT_ONCE: usize = 32;
 const SLOW_HEAD: Duration = Duration::from_secs(1);
 
 /// The deadlines of a client connection, one per phase. Built from
-/// [`ProxyConfig`](crate::ProxyConfig); see its fields for the defaults.
+/// [`ProxyConfig`]; see its fields for the defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Timeouts {
     /// From accept to the first request's complete head (protocol detection, TLS handshake and
@@ -57,7 +59,7 @@ pub(crate) struct Timeouts {
 
 impl Timeouts {
     /// The connection deadlines of `config`.
-    pub(crate) fn of(config: &crate::ProxyConfig) -> Timeouts {
+    pub(crate) fn of(config: &ProxyConfig) -> Timeouts {
         Timeouts {
             header_read: config.header_read_timeout,
             keepalive: config.keepalive_timeout,

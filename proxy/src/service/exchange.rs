@@ -14,17 +14,16 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use tokio::time::{Instant, Sleep};
 
+use super::order::Order;
+use super::response::client_response;
 use super::routing::Plan;
-use super::{client_response, Answer, Shared};
-use crate::balance::Candidates;
-use crate::body::{Pending, Reclaim, Upload};
+use super::{Answer, Shared};
 use crate::error::ErrorKind;
-use crate::health;
 use crate::metrics::{RetryReason, VhostMetrics};
 use crate::spec::Proto;
 use crate::table::{InFlight, Route, Target};
 use crate::tunnel::Tunnels;
-use crate::upstream::{Lease, Upstream};
+use crate::upstream::{Lease, Pending, Reclaim, SendError, Upload, Upstream, UpstreamBody};
 
 /// Sends the request to the plan's candidates until one answers with a response head.
 ///
@@ -47,18 +46,10 @@ pub(super) async fn send(
     parts: Parts,
     body: Incoming,
 ) -> Answer {
-    let Plan {
-        route,
-        metrics,
-        candidates,
-        path_and_query,
-        mut upgrade,
-        hsts: _,
-    } = plan;
-    let version = version(route.proto);
+    let (route, metrics, mut upgrade) = (plan.route, plan.metrics, plan.upgrade);
     let replayable = upgrade.is_none() && idempotent(&parts.method);
     let max_attempts = route.targets.len() + usize::from(replayable);
-    let mut order = Order::new(candidates);
+    let mut order = Order::new(plan.candidates, replayable);
     let mut headers = Some(parts.headers);
     let mut pending = Some(Pending::new(body));
     let mut failure = ErrorKind::NoBackend;
@@ -71,15 +62,18 @@ pub(super) async fn send(
         if let Some(reason) = reason {
             metrics.retry(reason);
         }
-        let more = attempt + 1 < max_attempts;
         let (body, reclaim) = next.attempt(shared.config.body_read_timeout);
-        let Some(uri) = upstream_uri(route.proto, target, &path_and_query) else {
+        let head = head(&mut headers, attempt + 1 < max_attempts);
+        let Some(req) = request(
+            &route,
+            target,
+            &parts.method,
+            &plan.path_and_query,
+            head,
+            body,
+        ) else {
             return Answer::Error(ErrorKind::BadRequest);
         };
-        let mut req = Request::new(body);
-        (*req.method_mut(), *req.uri_mut()) = (parts.method.clone(), uri);
-        *req.version_mut() = version;
-        *req.headers_mut() = head(&mut headers, more);
         let in_flight = target.state.begin();
         // After a reset the backend is tried again only on a new connection.
         let fresh = matches!(reason, Some(RetryReason::Reset));
@@ -93,39 +87,79 @@ pub(super) async fn send(
                 return answer(tunnels, response, lease, target.addr, in_flight, upgrade);
             }
             Some(Err(err)) => err,
-            None => {
-                // A body that failed just as the clock ran out is the news, not the clock.
-                let kind = reclaim.client_fault().unwrap_or(ErrorKind::UpstreamTimeout);
-                if kind.is_upstream() {
-                    metrics.error(kind);
-                }
-                return Answer::Error(kind);
-            }
+            None => return timed_out(&reclaim, &metrics),
         };
-        // The client's body failed, and the exchange with it: the client's fault (400, 408),
-        // so no upstream error, no ejection, no retry.
-        if let Some(fault) = reclaim.client_fault() {
-            tracing::debug!(backend = %target.addr, error = ?err, kind = fault.label(), "client request body failed");
-            return Answer::Error(fault);
-        }
-        failure = err.kind();
-        tracing::warn!(backend = %target.addr, error = ?err, kind = failure.label(), "upstream request failed");
-        metrics.error(failure);
-        if failure.is_connect() {
-            connect_failed(shared, &metrics, target);
-            order.connect_failed(index);
-            retry = Some(RetryReason::Connect);
-        } else {
-            target.state.connected();
-            if !replayable || !err.broke_before_answer() {
-                return Answer::Error(failure);
-            }
-            order.after_reset(&route, index);
-            retry = Some(RetryReason::Reset);
-        }
+        let picked = (index, target);
+        let (kind, next_try) = failed(shared, &metrics, &route, &mut order, picked, &reclaim, &err);
+        failure = kind;
+        let Some(reason) = next_try else {
+            return Answer::Error(kind);
+        };
+        retry = Some(reason);
         pending = reclaim.reclaim();
     }
     Answer::Error(failure)
+}
+
+/// The request for one attempt on `target`, or `None` when its URI cannot be built.
+fn request(
+    route: &Route,
+    target: &Target,
+    method: &Method,
+    path_and_query: &uri::PathAndQuery,
+    headers: HeaderMap,
+    body: UpstreamBody,
+) -> Option<Request<UpstreamBody>> {
+    let uri = upstream_uri(route.proto, target, path_and_query)?;
+    let mut req = Request::new(body);
+    (*req.method_mut(), *req.uri_mut()) = (method.clone(), uri);
+    *req.version_mut() = version(route.proto);
+    *req.headers_mut() = headers;
+    Some(req)
+}
+
+/// The answer when the response head did not come in time.
+fn timed_out(reclaim: &Reclaim, metrics: &VhostMetrics) -> Answer {
+    // A body that failed just as the clock ran out is the news, not the clock.
+    let kind = reclaim.client_fault().unwrap_or(ErrorKind::UpstreamTimeout);
+    if kind.is_upstream() {
+        metrics.error(kind);
+    }
+    Answer::Error(kind)
+}
+
+/// Accounts for the failed exchange `err` with the backend `target` (number `index` of the
+/// route) in the metrics, passive health and the order of the next targets, and says what the
+/// request fails with and whether, and why, it may be sent to another.
+fn failed(
+    shared: &Shared,
+    metrics: &VhostMetrics,
+    route: &Route,
+    order: &mut Order,
+    (index, target): (usize, &Target),
+    reclaim: &Reclaim,
+    err: &SendError,
+) -> (ErrorKind, Option<RetryReason>) {
+    // The client's body failed, and the exchange with it: the client's fault (400, 408), so no
+    // upstream error, no ejection, no retry.
+    if let Some(fault) = reclaim.client_fault() {
+        tracing::debug!(backend = %target.addr, error = ?err, kind = fault.label(), "client request body failed");
+        return (fault, None);
+    }
+    let failure = err.kind();
+    tracing::warn!(backend = %target.addr, error = ?err, kind = failure.label(), "upstream request failed");
+    metrics.error(failure);
+    if failure.is_connect() {
+        connect_failed(shared, metrics, target);
+        order.connect_failed(index);
+        return (failure, Some(RetryReason::Connect));
+    }
+    target.state.connected();
+    if !order.replayable || !err.broke_before_answer() {
+        return (failure, None);
+    }
+    order.after_reset(route, index);
+    (failure, Some(RetryReason::Reset))
 }
 
 /// The outcome of `sent`, or `None` once the backend has kept the response head waiting for
@@ -206,85 +240,6 @@ fn connect_failed(shared: &Shared, metrics: &VhostMetrics, target: &Target) {
             ejected_for = ?target.state.ejected_for(),
             "backend ejected after repeated connect failures"
         );
-    }
-}
-
-/// The order targets are tried in: the balancer's candidates, first those not ejected, then,
-/// once every one of those has failed, the ejected ones as a last resort (better a slow answer
-/// than a 502 without trying: an ejection is a guess from past connects, and the backends it
-/// leaves can stop too, as in a rolling deploy). A target that failed is not tried again, except
-/// that after a reset with no other target left the same one is tried once more, on a fresh
-/// connection.
-struct Order {
-    ring: Candidates,
-    rest: Candidates,
-    /// The clock reading ejection is judged at.
-    now: u64,
-    /// The second pass over the ring, for the backends the first skipped as ejected.
-    last_resort: bool,
-    /// Targets that failed this request (allocated only once one fails).
-    failed: Vec<usize>,
-    /// The target to try again on a fresh connection, next.
-    again: Option<usize>,
-    /// The fresh-connection retry was used.
-    retried_fresh: bool,
-}
-
-impl Order {
-    fn new(candidates: Candidates) -> Order {
-        Order {
-            ring: candidates.clone(),
-            rest: candidates,
-            now: health::now_ms(),
-            last_resort: false,
-            failed: Vec::new(),
-            again: None,
-            retried_fresh: false,
-        }
-    }
-
-    fn next<'r>(&mut self, route: &'r Route) -> Option<(usize, &'r Target)> {
-        if let Some(index) = self.again.take() {
-            return route.targets.get(index).map(|t| (index, t));
-        }
-        loop {
-            let Some(index) = self.rest.next() else {
-                if self.last_resort {
-                    return None;
-                }
-                self.last_resort = true;
-                self.rest = self.ring.clone();
-                continue;
-            };
-            let Some(target) = route.targets.get(index) else {
-                continue;
-            };
-            if !self.failed.contains(&index) && !self.skips(target) {
-                return Some((index, target));
-            }
-        }
-    }
-
-    /// Whether this pass passes over `target`: the first pass skips ejected backends.
-    fn skips(&self, target: &Target) -> bool {
-        !self.last_resort && target.state.ejected_at(self.now)
-    }
-
-    /// A connect failure: the next target comes next.
-    fn connect_failed(&mut self, index: usize) {
-        self.failed.push(index);
-    }
-
-    /// After a reset the targets not tried yet come next. Only a target with no other in this
-    /// pass is tried again, on a fresh connection (before any ejected one: a reset is most often
-    /// a pooled connection the backend had just closed), and only once.
-    fn after_reset(&mut self, route: &Route, index: usize) {
-        self.failed.push(index);
-        let alone = !(route.targets.iter().enumerate()).any(|(i, t)| i != index && !self.skips(t));
-        if alone && !self.retried_fresh {
-            self.again = Some(index);
-            self.retried_fresh = true;
-        }
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! The [`ServerConfig`] is built once; its resolver reads the current certificate index and the
 //! current route table at every handshake, so reloads and table swaps take effect for new
-//! connections while open sessions keep what they negotiated.
+//! connections while open sessions keep what they negotiated. The HTTPS accept loop itself is
+//! [`crate::serve_tls`], in the listener, which sits above this module.
 
 mod accept;
 mod folder;
@@ -25,8 +26,6 @@ pub use folder::PairError;
 pub use lookup::{CertIndex, DEFAULT_CERT};
 pub use metrics::TlsMetrics;
 pub use store::{CertStore, ReloadReport, DEFAULT_POLL_INTERVAL};
-
-pub use crate::listener::serve_tls;
 
 /// ALPN protocols offered, most preferred first.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];

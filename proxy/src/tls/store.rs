@@ -87,7 +87,7 @@ impl CertStore {
         &self.inner.dir
     }
 
-    /// The metrics this store publishes to (handshake counters included, for [`crate::tls::serve_tls`]).
+    /// The metrics this store publishes to (handshake counters included, for [`crate::serve_tls`]).
     pub fn metrics(&self) -> &TlsMetrics {
         &self.inner.metrics
     }

@@ -24,7 +24,7 @@ use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 use tokio_util::either::Either;
 
-use crate::body::UpstreamBody;
+use super::request::UpstreamBody;
 
 /// Where a connection goes: the backend's address, and whether it speaks TLS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use dockhand_proxy::{
-    serve, BackendRegistry, Metrics, Proxy, ProxyConfig, RouteTable, SharedListener, SharedTable,
-    TableSpec,
+    register_ejected_gauge, serve, BackendRegistry, Metrics, Proxy, ProxyConfig, RouteTable,
+    SharedListener, SharedTable, TableSpec,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -58,6 +58,7 @@ impl ProxyBuilder {
         let registry = prometheus::Registry::new();
         let metrics = Metrics::new(&registry).unwrap();
         let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::empty()));
+        register_ejected_gauge(&registry, table.clone()).unwrap();
         let proxy = Proxy::new(self.config, table.clone(), metrics.clone());
         let (stop, stopped) = watch::channel(false);
         let (addr, task) = match self.workers {

@@ -21,8 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::time::{Instant, Sleep};
 
-use super::BoxError;
-use crate::error::ErrorKind;
+use crate::error::{BoxError, ErrorKind};
 
 /// [`Shared::state`] values: flowing (or not polled yet), the two client faults, waiting for
 /// the client, and read to its end.

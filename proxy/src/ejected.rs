@@ -1,0 +1,58 @@
+//! `dockhand_backends_ejected{vhost}`, computed from the current table when scraped.
+//!
+//! An ejection ends by time passing, with no event to update a gauge on, so the count is taken
+//! at scrape time instead: one walk over the table's targets, a few atomic loads each.
+//!
+//! The gauge reads the route table, which itself holds the metric handles of its vhosts, so it
+//! lives above both, and whoever builds the metrics and the table registers it once both exist
+//! (see [`register_ejected_gauge`]).
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntGaugeVec, Opts, Registry};
+
+use crate::health;
+use crate::table::SharedTable;
+
+/// Registers `dockhand_backends_ejected{vhost}` in `registry`: the backends that passive health
+/// currently sets aside, by vhost, in whatever table `table` holds when `/metrics` is scraped.
+///
+/// Call it once, where the registry, the [`Metrics`](crate::Metrics) and the shared table are
+/// built (nothing registers it by default: [`Proxy::new`](crate::Proxy::new) does not). Fails
+/// when the gauge is already registered in `registry`.
+pub fn register_ejected_gauge(
+    registry: &Registry,
+    table: SharedTable,
+) -> Result<(), prometheus::Error> {
+    let gauge = IntGaugeVec::new(
+        Opts::new(
+            "dockhand_backends_ejected",
+            "Backends currently set aside by passive health, by vhost.",
+        ),
+        &["vhost"],
+    )?;
+    registry.register(Box::new(Ejected { gauge, table }))
+}
+
+/// The collector: the gauge is refilled from the table at each scrape.
+struct Ejected {
+    gauge: IntGaugeVec,
+    table: SharedTable,
+}
+
+impl Collector for Ejected {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauge.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        // Vhosts of older tables are dropped: only the current one is reported.
+        self.gauge.reset();
+        let table = self.table.load();
+        for (vhost, ejected) in table.ejected(health::now_ms()) {
+            let ejected = i64::try_from(ejected).unwrap_or(i64::MAX);
+            self.gauge.with_label_values(&[vhost]).set(ejected);
+        }
+        self.gauge.collect()
+    }
+}
