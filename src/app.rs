@@ -49,6 +49,7 @@ pub async fn run(config: Config, workers: Vec<Handle>) -> Result<(), AppError> {
     let discovery_metrics = DiscoveryMetrics::new(&registry)?;
     let certs = CertStore::new(config.certs_dir.clone(), TlsMetrics::new(&registry)?);
     let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::empty()));
+    dockhand_proxy::register_ejected_gauge(&registry, table.clone())?;
     let status = Status::new();
 
     let public = listen(config.http, workers.len(), &config)?;
