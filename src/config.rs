@@ -222,6 +222,9 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// Discovery settings.
     pub discovery: dockhand_discovery::Config,
+    /// `DEFAULT_HOST`: the vhost serving unknown hosts, whichever provider describes it.
+    /// Default: none.
+    pub default_host: Option<String>,
     /// Grace period for draining on shutdown.
     pub shutdown_grace: Duration,
     /// Data-plane worker threads (0 = one per two cores, at least one).
@@ -339,11 +342,11 @@ impl Args {
             discovery: dockhand_discovery::Config {
                 docker_host: self.docker_host.clone(),
                 own_container: self.container.clone().filter(|c| !c.is_empty()),
-                default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),
                 resync_interval,
                 https,
                 ..Default::default()
             },
+            default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),
             shutdown_grace,
             worker_threads,
             log_filter: self.log.clone(),

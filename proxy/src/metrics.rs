@@ -15,7 +15,7 @@ use prometheus::{
 };
 
 use crate::error::ErrorKind;
-use crate::table::SharedTable;
+use crate::table::TableReader;
 use ejected::Ejected;
 
 /// The `vhost` label of requests that matched no vhost (never the raw `Host`: unbounded).
@@ -168,7 +168,7 @@ impl Metrics {
 
     /// Makes `dockhand_backends_ejected` report from `table` (the proxy's, set by
     /// [`crate::Proxy::new`]; the last one set wins).
-    pub(crate) fn watch(&self, table: SharedTable) {
+    pub(crate) fn watch(&self, table: TableReader) {
         self.inner.ejected.watch(table);
     }
 

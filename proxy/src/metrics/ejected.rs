@@ -10,13 +10,13 @@ use prometheus::proto::MetricFamily;
 use prometheus::{IntGaugeVec, Opts};
 
 use crate::health;
-use crate::table::SharedTable;
+use crate::table::TableReader;
 
 /// The collector (cheap to clone: the registry holds one clone, [`super::Metrics`] another).
 #[derive(Clone)]
 pub(super) struct Ejected {
     gauge: IntGaugeVec,
-    table: Arc<Mutex<Option<SharedTable>>>,
+    table: Arc<Mutex<Option<TableReader>>>,
 }
 
 impl Ejected {
@@ -34,7 +34,7 @@ impl Ejected {
         })
     }
 
-    pub(super) fn watch(&self, table: SharedTable) {
+    pub(super) fn watch(&self, table: TableReader) {
         // A panic elsewhere while holding the lock leaves a plain `Option`: still usable.
         *self.table.lock().unwrap_or_else(PoisonError::into_inner) = Some(table);
     }
