@@ -32,7 +32,8 @@ pub struct SpecIndex {
 pub struct SpecChanges {
     /// The changed vhosts as they were (absent when new), sorted by name.
     pub before: Vec<VhostSpec>,
-    /// One update per changed vhost, sorted by name: for [`dockhand_proxy::RouteTable::apply`].
+    /// One update per changed vhost, sorted by name: what [`dockhand_spec::Publication::Changes`]
+    /// carries.
     pub updates: Vec<VhostUpdate>,
 }
 
