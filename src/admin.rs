@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dockhand_discovery::Status;
-use dockhand_proxy::SharedTable;
+use dockhand_proxy::TableReader;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -25,7 +25,7 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 #[derive(Clone)]
 pub struct Admin {
     /// The route table being served.
-    pub table: SharedTable,
+    pub table: TableReader,
     /// Discovery's readiness and engine connection.
     pub status: Arc<Status>,
     /// Every metric of the process.
@@ -103,11 +103,11 @@ impl Admin {
     }
 
     fn routes(&self) -> Response<Full<Bytes>> {
-        let table = self.table.load_full();
+        let table = self.table.load();
         let body = serde_json::json!({
             "ready": self.status.is_ready(),
             "docker_up": self.status.engine_up(),
-            "table": &*table,
+            "table": &**table,
         });
         match serde_json::to_vec_pretty(&body) {
             Ok(json) => reply(StatusCode::OK, "application/json", json.into()),

@@ -1,14 +1,13 @@
-//! Wiring: metrics, the shared route table, discovery, certificates, the admin and public
-//! listeners, signals. This runs on the control-plane runtime; the public listeners are served
+//! Wiring: metrics, the table publisher, discovery (a provider publishing to it), certificates,
+//! the admin and public listeners (readers of its table), signals. This runs on the control-plane runtime; the public listeners are served
 //! by every worker runtime (see [`crate::runtime`]).
 
 use std::future::Future;
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use dockhand_discovery::{DiscoveryMetrics, Status, TableSink};
+use dockhand_discovery::{DiscoveryMetrics, Status};
 use dockhand_proxy::tls::{self, CertStore, TlsMetrics};
-use dockhand_proxy::{BackendRegistry, Metrics, Proxy, RouteTable, SharedListener, SharedTable};
+use dockhand_proxy::{Metrics, Proxy, Publisher, SharedListener, TableReader};
 use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
@@ -48,7 +47,9 @@ pub async fn run(config: Config, workers: Vec<Handle>) -> Result<(), AppError> {
     let proxy_metrics = Metrics::new(&registry)?;
     let discovery_metrics = DiscoveryMetrics::new(&registry)?;
     let certs = CertStore::new(config.certs_dir.clone(), TlsMetrics::new(&registry)?);
-    let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::empty()));
+    let default_host = config.default_host.as_deref();
+    let publisher = Publisher::new(default_host, proxy_metrics.clone(), &registry)?;
+    let table = publisher.reader();
     dockhand_proxy::register_ejected_gauge(&registry, table.clone())?;
     let status = Status::new();
 
@@ -60,14 +61,9 @@ pub async fn run(config: Config, workers: Vec<Handle>) -> Result<(), AppError> {
     info!(dir = %config.certs_dir.display(), ?report, "certificates loaded");
     tokio::spawn(certs.clone().watch(config.certs_poll_interval));
 
-    let sink = TableSink {
-        table: table.clone(),
-        metrics: proxy_metrics.clone(),
-        backends: BackendRegistry::default(),
-    };
     let discovery = dockhand_discovery::run(
         config.discovery.clone(),
-        sink,
+        publisher.provider(dockhand_discovery::PROVIDER),
         status.clone(),
         discovery_metrics,
     );
@@ -119,7 +115,7 @@ async fn serve_https(
     config: Config,
     workers: Vec<(Handle, Proxy)>,
     certs: CertStore,
-    table: SharedTable,
+    table: TableReader,
     stop: watch::Receiver<bool>,
 ) -> Result<(), AppError> {
     let mut poll = tokio::time::interval(config.certs_poll_interval);

@@ -223,6 +223,9 @@ pub struct Config {
     pub proxy: ProxyConfig,
     /// Discovery settings.
     pub discovery: dockhand_discovery::Config,
+    /// `DEFAULT_HOST`: the vhost serving unknown hosts, whichever provider describes it.
+    /// Default: none.
+    pub default_host: Option<String>,
     /// Grace period for draining on shutdown.
     pub shutdown_grace: Duration,
     /// Data-plane worker threads (0 = one per two cores, at least one).

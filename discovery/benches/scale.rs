@@ -18,8 +18,8 @@ use bollard::models::ContainerInspectResponse;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dockhand_discovery::contract::{self, container_address, parse_container, Reach};
 use dockhand_discovery::table::{self, RoutedContainer, SpecIndex};
-use dockhand_proxy::spec::HttpsPolicy;
 use dockhand_proxy::{BackendRegistry, Metrics, RouteTable};
+use dockhand_spec::HttpsPolicy;
 
 /// The dockhand binary's allocator: glibc's malloc would dominate these figures otherwise.
 #[global_allocator]
@@ -70,7 +70,7 @@ fn routed(c: &ContainerInspectResponse) -> RoutedContainer {
     RoutedContainer {
         routes,
         address: container_address(c, &Reach::AnyNetwork),
-        health: contract::health(c),
+        readiness: contract::health(c),
     }
 }
 

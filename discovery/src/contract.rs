@@ -19,7 +19,7 @@ mod path;
 use std::collections::{BTreeSet, HashMap};
 
 use bollard::models::ContainerInspectResponse;
-use dockhand_proxy::spec::{Balance, Health, Keepalive, Proto};
+use dockhand_spec::{Balance, Keepalive, Proto, Readiness};
 
 pub use address::{container_address, Endpoints, Reach};
 pub use error::ContractError;
@@ -173,8 +173,10 @@ pub fn parse_container(
     }))
 }
 
-/// The container's Docker HEALTHCHECK state; [`Health::None`] when it has no health check.
-pub fn health(c: &ContainerInspectResponse) -> Health {
+/// The container's readiness, from its Docker HEALTHCHECK state: [`Readiness::Unchecked`]
+/// without a health check, [`Readiness::Ready`] when healthy, [`Readiness::Failing`] when
+/// unhealthy.
+pub fn health(c: &ContainerInspectResponse) -> Readiness {
     use bollard::models::HealthStatusEnum as S;
     let status = c
         .state
@@ -182,10 +184,10 @@ pub fn health(c: &ContainerInspectResponse) -> Health {
         .and_then(|s| s.health.as_ref())
         .and_then(|h| h.status);
     match status {
-        Some(S::STARTING) => Health::Starting,
-        Some(S::HEALTHY) => Health::Healthy,
-        Some(S::UNHEALTHY) => Health::Unhealthy,
-        Some(S::NONE | S::EMPTY) | None => Health::None,
+        Some(S::STARTING) => Readiness::Starting,
+        Some(S::HEALTHY) => Readiness::Ready,
+        Some(S::UNHEALTHY) => Readiness::Failing,
+        Some(S::NONE | S::EMPTY) | None => Readiness::Unchecked,
     }
 }
 

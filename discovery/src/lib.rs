@@ -1,14 +1,19 @@
-//! Docker discovery for dockhand: watches the engine and publishes route tables.
+//! Docker discovery for dockhand: the containers provider. It watches the engine and describes
+//! the routes its containers ask for.
+//!
+//! # Flow
+//! provider (this crate) → [`Publish`](dockhand_spec::Publish) → the data plane's publisher, which merges every
+//! provider's descriptions and builds and swaps the `RouteTable` → the data plane `load()`s it.
+//! Discovery knows Docker and the nginx-proxy contract, and nothing of sockets, HTTP serving,
+//! metric handles or the served table: its only output is descriptions ([`dockhand_spec`]),
+//! the whole of them after each sync and resync, what changed after events.
 //!
 //! # Layout
 //! - [`contract`]: the nginx-proxy contract, container settings → route descriptions (pure).
-//! - [`table`]: every routed container → one [`dockhand_proxy::spec::TableSpec`] (pure).
+//! - [`table`]: every routed container → one [`dockhand_spec::TableSpec`] (pure).
 //! - `engine`: connecting to Docker and telling where dockhand itself runs.
-//! - `state`: the containers known right now, and the table publisher.
+//! - `state`: the containers known right now, and publishing their descriptions.
 //! - `watch`: the event loop (subscribe, sync, apply events, resync, reconnect).
-//!
-//! Discovery knows Docker and nothing of sockets or HTTP serving: its only output is a
-//! [`dockhand_proxy::RouteTable`] stored into the shared `ArcSwap`.
 
 pub mod contract;
 mod engine;
@@ -25,6 +30,11 @@ pub use engine::{validate_host, EngineError};
 pub use metrics::DiscoveryMetrics;
 pub use watch::run;
 
+use dockhand_spec::ProviderId;
+
+/// The id discovery publishes its descriptions under.
+pub const PROVIDER: ProviderId = ProviderId::new("containers");
+
 /// Discovery settings.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -32,15 +42,13 @@ pub struct Config {
     pub docker_host: String,
     /// Name or ID of dockhand's own container, when auto-detection is not wanted. Default: detect.
     pub own_container: Option<String>,
-    /// `DEFAULT_HOST`: the vhost serving unknown hosts. Default: none.
-    pub default_host: Option<String>,
     /// Full re-list as a safety net against missed events. Default 60 s.
     pub resync_interval: Duration,
     /// Longest pause between reconnection attempts to the engine. Default 10 s.
     pub max_backoff: Duration,
     /// Proxy-wide HTTPS settings (`HTTPS_METHOD`, `HSTS`, …) for vhosts whose containers do
     /// not set them. Default: nginx-proxy's defaults.
-    pub https: dockhand_proxy::spec::HttpsPolicy,
+    pub https: dockhand_spec::HttpsPolicy,
 }
 
 impl Default for Config {
@@ -48,7 +56,6 @@ impl Default for Config {
         Self {
             docker_host: "unix:///var/run/docker.sock".to_owned(),
             own_container: None,
-            default_host: None,
             resync_interval: Duration::from_secs(60),
             max_backoff: Duration::from_secs(10),
             https: Default::default(),
@@ -86,16 +93,6 @@ impl Status {
     fn set_engine_up(&self, up: bool) {
         self.engine_up.store(up, Ordering::Release);
     }
-}
-
-/// Where discovery publishes: the shared table, and what building a table needs.
-pub struct TableSink {
-    /// The table the data plane serves from.
-    pub table: dockhand_proxy::SharedTable,
-    /// Per-vhost metric handles are resolved from these when a table is built.
-    pub metrics: dockhand_proxy::Metrics,
-    /// Per-backend state that outlives table swaps.
-    pub backends: dockhand_proxy::BackendRegistry,
 }
 
 /// Checks `DEFAULT_HOST`: one host name, as it would appear in a `Host` header (no port).

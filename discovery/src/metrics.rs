@@ -7,16 +7,14 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 pub struct DiscoveryMetrics {
     pub(crate) events: IntCounterVec,
     pub(crate) engine_up: IntGauge,
-    pub(crate) generation: IntGauge,
-    pub(crate) swaps: IntCounter,
     pub(crate) skipped_containers: IntGauge,
     pub(crate) resyncs: IntCounter,
 }
 
 impl DiscoveryMetrics {
     /// Registers `dockhand_docker_events_total{type,action}`, `dockhand_docker_up`,
-    /// `dockhand_route_table_generation`, `dockhand_route_table_swaps_total`,
-    /// `dockhand_invalid_containers` and `dockhand_docker_resyncs_total` on `registry`.
+    /// `dockhand_invalid_containers` and `dockhand_docker_resyncs_total` on `registry` (the
+    /// route table's generation and swaps are the publisher's).
     pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let m = Self {
             events: IntCounterVec::new(
@@ -27,11 +25,6 @@ impl DiscoveryMetrics {
                 "dockhand_docker_up",
                 "1 while the Docker event stream is connected",
             )?,
-            generation: IntGauge::new(
-                "dockhand_route_table_generation",
-                "Generation of the route table being served",
-            )?,
-            swaps: IntCounter::new("dockhand_route_table_swaps_total", "Route tables published")?,
             skipped_containers: IntGauge::new(
                 "dockhand_invalid_containers",
                 "Running containers skipped because their settings are invalid",
@@ -43,8 +36,6 @@ impl DiscoveryMetrics {
         };
         registry.register(Box::new(m.events.clone()))?;
         registry.register(Box::new(m.engine_up.clone()))?;
-        registry.register(Box::new(m.generation.clone()))?;
-        registry.register(Box::new(m.swaps.clone()))?;
         registry.register(Box::new(m.skipped_containers.clone()))?;
         registry.register(Box::new(m.resyncs.clone()))?;
         Ok(m)

@@ -1,19 +1,18 @@
-//! The containers discovery knows right now, and publishing them as one route table.
+//! The containers discovery knows right now, and publishing their route descriptions.
 //!
 //! # Concurrency
-//! Only the watch task owns a `State`; readers see nothing but the `RouteTable` snapshots it
-//! stores, so a half-applied event is never visible.
+//! Only the watch task owns a `State`, and it publishes only between events (a burst of them
+//! coalesced), so a half-applied event is never described.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use bollard::models::ContainerInspectResponse;
-use dockhand_proxy::spec::{HttpsPolicy, TableSpec};
+use dockhand_spec::{HttpsPolicy, Publication, Publish, TableSpec, VhostUpdate};
 use tracing::{info, warn};
 
 use crate::contract::{self, Endpoints, Reach};
-use crate::table::{self, RoutedContainer, SpecIndex};
-use crate::{DiscoveryMetrics, TableSink};
+use crate::table::{self, RoutedContainer, SpecChanges, SpecIndex};
+use crate::DiscoveryMetrics;
 
 pub(crate) struct State {
     /// What is kept of every routed container's `docker inspect`, by ID.
@@ -26,29 +25,26 @@ pub(crate) struct State {
     /// out of rotation even if another event re-inspects them while they shut down.
     stopping: HashSet<String>,
     reach: Reach,
-    /// Whether a table was published yet: the first one is built whole, with `DEFAULT_HOST`.
-    published: bool,
-    generation: u64,
-    sink: TableSink,
+    /// Where the descriptions go (the data plane's publisher, or a test's recorder).
+    publisher: Box<dyn Publish>,
     metrics: DiscoveryMetrics,
 }
 
 impl State {
+    /// No container yet; vhosts whose containers do not set an HTTPS setting take `https`'s.
     pub(crate) fn new(
-        sink: TableSink,
+        publisher: Box<dyn Publish>,
         metrics: DiscoveryMetrics,
-        default_host: Option<String>,
         https: HttpsPolicy,
     ) -> Self {
         Self {
             kept: HashMap::new(),
-            index: SpecIndex::new(default_host.as_deref(), https),
+            // `DEFAULT_HOST` is the publisher's: a provider describes its own vhosts only.
+            index: SpecIndex::new(None, https),
             invalid: HashSet::new(),
             stopping: HashSet::new(),
             reach: Reach::AnyNetwork,
-            published: false,
-            generation: sink.table.load().generation(),
-            sink,
+            publisher,
             metrics,
         }
     }
@@ -62,7 +58,7 @@ impl State {
                 let routed = RoutedContainer {
                     routes: known.routes.clone(),
                     address: kept.endpoints.address(&self.reach),
-                    health: known.health,
+                    readiness: known.readiness,
                 };
                 self.index.upsert(id, routed);
             }
@@ -83,7 +79,7 @@ impl State {
                 let routed = RoutedContainer {
                     routes,
                     address: kept.endpoints.address(&self.reach),
-                    health: contract::health(&inspect),
+                    readiness: contract::health(&inspect),
                 };
                 self.index.upsert(&id, routed);
                 self.kept.insert(id, kept);
@@ -133,44 +129,45 @@ impl State {
         }
     }
 
-    /// Rebuilds the vhosts of the containers that changed and, when any differs, publishes a new
-    /// table that shares every other vhost with the served one.
-    ///
-    /// Returns true when a new table was stored.
-    pub(crate) fn publish(&mut self) -> bool {
+    /// Rebuilds the vhosts of the containers that changed and, when any differs, publishes
+    /// those (after events). Returns true when something was published.
+    pub(crate) fn publish_changes(&mut self) -> bool {
+        let updates = self.take_changes();
+        if updates.is_empty() {
+            return false;
+        }
+        self.publisher.publish(Publication::Changes(updates));
+        true
+    }
+
+    /// Publishes every vhost (after a sync or a resync): whatever this provider published
+    /// before and is not there any more stops being served. The publisher compares, so a
+    /// resync that finds nothing new rebuilds nothing.
+    pub(crate) fn publish_full(&mut self) {
+        self.take_changes();
+        self.publisher
+            .publish(Publication::Full(self.index.spec().vhosts));
+    }
+
+    /// The vhosts that changed since the last publication, logged one line per route change.
+    fn take_changes(&mut self) -> Vec<VhostUpdate> {
         self.metrics
             .skipped_containers
             .set(self.invalid.len() as i64);
         let changes = self.index.take_changes();
-        if self.published && changes.is_empty() {
-            return false;
-        }
-        let default_host = self.index.default_host().map(str::to_owned);
         let after = TableSpec {
             vhosts: changes.after().cloned().collect(),
-            default_host: default_host.clone(),
+            default_host: None,
         };
+        let SpecChanges { before, updates } = changes;
         let before = TableSpec {
-            vhosts: changes.before,
-            default_host: default_host.filter(|_| self.published),
+            vhosts: before,
+            default_host: None,
         };
         for change in table::diff(&before, &after) {
             info!(target: "dockhand::routes", "{change}");
         }
-        self.generation += 1;
-        // Only this task stores tables, so the loaded one is the one being replaced.
-        let served = self.sink.table.load();
-        let (metrics, backends) = (&self.sink.metrics, &self.sink.backends);
-        let built = if self.published {
-            served.apply(&changes.updates, self.generation, metrics, backends)
-        } else {
-            served.rebuild(&self.index.spec(), self.generation, metrics, backends)
-        };
-        self.sink.table.store(Arc::new(built));
-        self.metrics.generation.set(self.generation as i64);
-        self.metrics.swaps.inc();
-        self.published = true;
-        true
+        updates
     }
 
     /// The container's configured stop signal (`STOPSIGNAL`), if it set one.
@@ -207,3 +204,6 @@ pub(crate) fn display_name(inspect: &ContainerInspectResponse) -> String {
         (None, None) => "<unnamed>".to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests;

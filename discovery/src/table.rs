@@ -19,7 +19,7 @@ mod index;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use dockhand_proxy::spec::{BackendSpec, Health, HttpsPolicy, PathSpec, TableSpec, VhostSpec};
+use dockhand_spec::{BackendSpec, HttpsPolicy, PathSpec, Readiness, TableSpec, VhostSpec};
 
 use crate::contract::{ContainerRoutes, Hsts, NonGetRedirect, PathRoute};
 
@@ -34,9 +34,9 @@ pub struct RoutedContainer {
     /// Its address ([`crate::contract::container_address`]); `None` when unreachable, which
     /// makes its backends answer 502.
     pub address: Option<IpAddr>,
-    /// Its HEALTHCHECK state ([`crate::contract::health`]): a container that is starting or
+    /// Its readiness from its HEALTHCHECK ([`crate::contract::health`]): a container that is starting or
     /// unhealthy stays in the table (its vhost is known) but gets no traffic.
-    pub health: Health,
+    pub readiness: Readiness,
 }
 
 /// Builds the table spec for `containers`, with `default_host` (`DEFAULT_HOST`, trimmed and
@@ -143,19 +143,15 @@ fn location(routes: &ContainerRoutes, route: &PathRoute) -> PathSpec {
 fn backend(routed: &RoutedContainer, route: &PathRoute) -> BackendSpec {
     BackendSpec {
         addr: routed.address.map(|ip| SocketAddr::new(ip, route.port)),
-        container: routed.routes.name.clone(),
-        container_id: routed.routes.id.clone(),
-        health: routed.health,
+        name: routed.routes.name.clone(),
+        id: routed.routes.id.clone(),
+        readiness: routed.readiness,
     }
 }
 
 fn with_sorted_backends(mut path: PathSpec) -> PathSpec {
     path.backends.sort_by(|a, b| {
-        (a.container.as_str(), a.container_id.as_str(), a.addr).cmp(&(
-            b.container.as_str(),
-            b.container_id.as_str(),
-            b.addr,
-        ))
+        (a.name.as_str(), a.id.as_str(), a.addr).cmp(&(b.name.as_str(), b.id.as_str(), b.addr))
     });
     path.backends.dedup();
     path

@@ -14,7 +14,8 @@ use tracing::{debug, info, warn};
 
 use crate::engine::{self, EngineError, Whereabouts};
 use crate::state::State;
-use crate::{Config, DiscoveryMetrics, Status, TableSink};
+use crate::{Config, DiscoveryMetrics, Status};
+use dockhand_spec::Publish;
 
 /// How often the engine is pinged, to notice a silently dead connection (e.g. through a proxy).
 const PING_INTERVAL: Duration = Duration::from_secs(10);
@@ -34,15 +35,17 @@ const CONTAINER_ACTIONS: &[&str] = &[
 ];
 const NETWORK_ACTIONS: &[&str] = &["connect", "disconnect"];
 
-/// Runs discovery forever: keeps `sink.table` in step with the engine, and survives the engine
-/// going away (the last table keeps serving while dockhand reconnects with backoff).
-pub async fn run(config: Config, sink: TableSink, status: Arc<Status>, metrics: DiscoveryMetrics) {
-    let mut state = State::new(
-        sink,
-        metrics.clone(),
-        config.default_host.clone(),
-        config.https.clone(),
-    );
+/// Runs discovery forever: keeps what it describes to `publisher` (a handle for
+/// [`crate::PROVIDER`]) in step with the engine, the whole after each sync and resync, what
+/// changed after events; survives the engine going away (the last routes keep serving while
+/// dockhand reconnects with backoff).
+pub async fn run(
+    config: Config,
+    publisher: impl Publish + 'static,
+    status: Arc<Status>,
+    metrics: DiscoveryMetrics,
+) {
+    let mut state = State::new(Box::new(publisher), metrics.clone(), config.https.clone());
     let mut backoff = MIN_BACKOFF;
     loop {
         let started = Instant::now();
@@ -113,7 +116,7 @@ async fn watch(
                 while let Some(event) = events.next().now_or_never().flatten() {
                     apply(&docker, state, &mut whereabouts, config, metrics, event?).await?;
                 }
-                state.publish();
+                state.publish_changes();
             }
             _ = resync.tick() => {
                 full_sync(&docker, state, metrics).await?;
@@ -184,7 +187,7 @@ async fn full_sync(
             .try_collect()
             .await?;
     state.replace_all(running.into_iter().flatten().collect());
-    state.publish();
+    state.publish_full();
     metrics.resyncs.inc();
     Ok(())
 }

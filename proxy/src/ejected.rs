@@ -12,7 +12,7 @@ use prometheus::proto::MetricFamily;
 use prometheus::{IntGaugeVec, Opts, Registry};
 
 use crate::health;
-use crate::table::SharedTable;
+use crate::table::TableReader;
 
 /// Registers `dockhand_backends_ejected{vhost}` in `registry`: the backends that passive health
 /// currently sets aside, by vhost, in whatever table `table` holds when `/metrics` is scraped.
@@ -22,7 +22,7 @@ use crate::table::SharedTable;
 /// when the gauge is already registered in `registry`.
 pub fn register_ejected_gauge(
     registry: &Registry,
-    table: SharedTable,
+    table: TableReader,
 ) -> Result<(), prometheus::Error> {
     let gauge = IntGaugeVec::new(
         Opts::new(
@@ -37,7 +37,7 @@ pub fn register_ejected_gauge(
 /// The collector: the gauge is refilled from the table at each scrape.
 struct Ejected {
     gauge: IntGaugeVec,
-    table: SharedTable,
+    table: TableReader,
 }
 
 impl Collector for Ejected {

@@ -1,12 +1,19 @@
 //! dockhand's data plane: it knows HTTP and nothing of Docker, and serves whatever
-//! [`RouteTable`] is current in a [`SharedTable`]. A request loads the table once, clones the
+//! [`RouteTable`] is current. A request loads the table once ([`TableReader::load`]), clones the
 //! `Arc`s it needs and never holds the guard across an `.await`.
+//!
+//! # Flow
+//!
+//! providers (Docker containers, …) → route descriptions ([`spec`]) → [`Publisher`] → one
+//! [`RouteTable`] swapped in atomically → [`TableReader::load`] by the data plane. Each provider
+//! publishes through its own [`ProviderHandle`]; the publisher, the table's only writer, merges
+//! the providers per vhost and builds each new table off the request path.
 //!
 //! # Layout
 //!
 //! Each module uses only modules listed above it (`.ci/module-cycles.py` fails CI on a cycle).
 //!
-//! - `spec`: the plain-data route descriptions discovery hands over.
+//! - `spec`: the plain-data route descriptions providers hand over (the `dockhand-spec` crate).
 //! - `error`: every failure as an [`ErrorKind`], and the one function mapping it to a status.
 //! - `host`, `path`: nginx `server_name` and `location` matching, `VIRTUAL_DEST` rewrites.
 //! - `health`: passive health (ejection after connect failures, back-off).
@@ -16,6 +23,7 @@
 //! - `balance`: round robin, client-IP affinity, least connections.
 //! - `metrics`: Prometheus families and per-vhost handles.
 //! - `table`: the immutable route table and per-backend state that outlives it.
+//! - `publish`: the table's one writer: merges the providers' descriptions, builds, swaps.
 //! - `ejected`: the ejected-backends gauge, read from the table when scraped.
 //! - `access`: what is recorded when a response ends (metrics, access log line).
 //! - `tunnel`: upgraded connections (WebSocket) bridged to their backend.
@@ -73,12 +81,15 @@ pub mod listener;
 pub mod metrics;
 pub mod path;
 pub mod policy;
+mod publish;
 pub mod service;
-pub mod spec;
 pub mod table;
 pub mod tls;
 mod tunnel;
 mod upstream;
+
+/// The route descriptions this crate serves, re-exported so that its users need one import.
+pub use dockhand_spec as spec;
 
 pub use access::ACCESS_TARGET;
 pub use body::ProxyBody;
@@ -92,7 +103,8 @@ pub use listener::{serve, serve_tls, Listen, ListenerPart, SharedListener};
 pub use metrics::Metrics;
 pub use path::{PathMatcher, PathPattern, Selected};
 pub use policy::auth::BasicAuth;
+pub use publish::{ProviderHandle, Publisher};
 pub use service::{ConnInfo, Proxy, ProxyService};
 pub use spec::{BackendSpec, Balance, Keepalive, PathSpec, Proto, TableSpec, VhostSpec};
-pub use table::{BackendRegistry, BackendState, RouteTable, SharedTable};
+pub use table::{BackendRegistry, BackendState, RouteTable, TableReader};
 pub use tls::{server_config, CertStore, TlsMetrics};

@@ -1,12 +1,13 @@
 //! The immutable route table the request path reads, and the per-backend state that outlives it.
 //!
-//! Discovery builds a new [`RouteTable`] from a [`TableSpec`] off the hot path and stores it in the
-//! [`SharedTable`]; requests `load()` it once. Counters that must survive a swap (in-flight
-//! requests for `least_conn`, passive health) live in the [`BackendRegistry`], keyed by address.
+//! The publisher ([`crate::Publisher`]) builds a new [`RouteTable`] from the providers'
+//! descriptions off the hot path and swaps it in; requests `load()` it once through a
+//! [`TableReader`]. Counters that must survive a swap (in-flight requests for `least_conn`,
+//! passive health) live in the [`BackendRegistry`], keyed by address.
 //!
 //! A table is built from the one it replaces: from a whole spec ([`RouteTable::rebuild`], which
 //! compares every vhost's spec) or from the vhosts that changed ([`RouteTable::apply`], which
-//! discovery uses after its first table). Either way vhosts that did not change are shared as
+//! the publisher uses after its first table). Either way vhosts that did not change are shared as
 //! they are, so one container event costs work for its own vhosts only (plus one pass that copies
 //! pointers into the new snapshot), and an unrelated change never resets another vhost's
 //! round-robin position.
@@ -28,12 +29,9 @@ use crate::metrics::{Metrics, VhostMetrics};
 use crate::path::{PathMatcher, PathPattern};
 use crate::policy::auth::AuthFiles;
 use crate::spec::{
-    Balance, Health, HttpsPolicy, Keepalive, NetworkAccess, PathSpec, Proto, TableSpec, VhostSpec,
-    VhostUpdate,
+    Balance, HttpsPolicy, Keepalive, NetworkAccess, PathSpec, Proto, Readiness, TableSpec,
+    VhostSpec, VhostUpdate,
 };
-
-/// The table as the data plane shares it: swapped whole by discovery, loaded once per request.
-pub type SharedTable = Arc<arc_swap::ArcSwap<RouteTable>>;
 
 /// State of one backend address shared by every table that routes to it.
 #[derive(Debug, Default)]
@@ -256,15 +254,19 @@ pub(crate) struct Route {
     pub(crate) cursor: AtomicUsize,
 }
 
+/// One backend of a location in `/api/routes`, under the keys it has always had there.
 #[derive(Serialize)]
 struct Backend {
-    container: String,
-    container_id: String,
+    #[serde(rename = "container")]
+    name: String,
+    #[serde(rename = "container_id")]
+    id: String,
     addr: Option<SocketAddr>,
     #[serde(flatten)]
     state: StateView,
     reachable: bool,
-    health: Health,
+    #[serde(rename = "health")]
+    readiness: Readiness,
 }
 
 /// The live part of a backend in `/api/routes`: `in_flight`, `ejected`,
@@ -324,7 +326,7 @@ impl RouteTable {
     /// (backend gauges included) and drops registry entries of backends no longer routed to.
     ///
     /// A vhost whose spec is unchanged is shared with this table; a changed one keeps each
-    /// location's round-robin position. Never fails: discovery validates the spec, and a pattern
+    /// location's round-robin position. Never fails: providers validate their descriptions, and a pattern
     /// that still does not parse is logged and skipped rather than taking every other site down.
     /// Compares every vhost's spec: when the caller knows what changed, [`RouteTable::apply`]
     /// does less.
@@ -465,7 +467,7 @@ impl RouteTable {
         }
     }
 
-    /// The generation discovery gave this table (0 for [`RouteTable::empty`]).
+    /// The generation the publisher gave this table (0 for [`RouteTable::empty`]).
     pub fn generation(&self) -> u64 {
         self.generation
     }
@@ -633,8 +635,8 @@ fn build_route(host: &str, spec: &PathSpec, cursor: usize, registry: &BackendReg
     let mut held_back = false;
     for b in &spec.backends {
         let state = b.addr.map(|addr| registry.state(addr));
-        held_back |= state.is_some() && !b.health.routable();
-        if let (Some(addr), Some(state), true) = (b.addr, &state, b.health.routable()) {
+        held_back |= state.is_some() && !b.readiness.routable();
+        if let (Some(addr), Some(state), true) = (b.addr, &state, b.readiness.routable()) {
             match Authority::try_from(addr.to_string()) {
                 Ok(authority) => targets.push(Target {
                     addr,
@@ -645,11 +647,11 @@ fn build_route(host: &str, spec: &PathSpec, cursor: usize, registry: &BackendReg
             }
         }
         backends.push(Backend {
-            container: b.container.clone(),
-            container_id: b.container_id.clone(),
+            name: b.name.clone(),
+            id: b.id.clone(),
             addr: b.addr,
             reachable: state.is_some(),
-            health: b.health,
+            readiness: b.readiness,
             state: StateView(state),
         });
     }
@@ -690,5 +692,8 @@ fn reachable(routes: &[Arc<Route>]) -> usize {
     addrs.len()
 }
 
+mod reader;
 #[cfg(test)]
 mod tests;
+
+pub use reader::TableReader;

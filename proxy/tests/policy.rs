@@ -9,13 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use base64::Engine;
 use bytes::Bytes;
 use dockhand_proxy::spec::{AcmeChallenge, HttpsMethod, HttpsPolicy, NetworkAccess};
 use dockhand_proxy::{
     serve, BackendRegistry, CertLookup, ConnInfo, Metrics, Proxy, ProxyConfig, RouteTable,
-    SharedTable, TableSpec,
+    TableReader, TableSpec,
 };
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
@@ -38,7 +37,7 @@ impl CertLookup for AllCerts {
 async fn start(spec: TableSpec, config: ProxyConfig, tls: bool) -> SocketAddr {
     let metrics = Metrics::new(&prometheus::Registry::new()).unwrap();
     let table = RouteTable::build(&spec, 1, &metrics, &BackendRegistry::new());
-    let table: SharedTable = Arc::new(ArcSwap::from_pointee(table));
+    let table = TableReader::fixed(table);
     let proxy = Proxy::new(config, table, metrics).with_certs(Arc::new(AllCerts));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -7,10 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use dockhand_proxy::{
-    serve_tls, server_config, CertStore, Metrics, Proxy, ProxyConfig, RouteTable, SharedTable,
+    serve_tls, server_config, CertStore, Metrics, Proxy, ProxyConfig, RouteTable, TableReader,
     TableSpec, TlsMetrics,
 };
 use dockhand_testkit::certs::TestCa;
@@ -93,7 +92,7 @@ impl TlsProxy {
         let registry = prometheus::Registry::new();
         let metrics = Metrics::new(&registry).unwrap();
         let table = RouteTable::build(&spec, 1, &metrics, &Default::default());
-        let table: SharedTable = Arc::new(ArcSwap::from_pointee(table));
+        let table = TableReader::fixed(table);
         dockhand_proxy::register_ejected_gauge(&registry, table.clone()).unwrap();
         let proxy = Proxy::new(config, table.clone(), metrics);
         let store = CertStore::new(

@@ -117,11 +117,11 @@ impl Args {
             discovery: dockhand_discovery::Config {
                 docker_host: self.docker_host.clone(),
                 own_container: self.container.clone().filter(|c| !c.is_empty()),
-                default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),
                 resync_interval,
                 https,
                 ..Default::default()
             },
+            default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),
             shutdown_grace,
             worker_threads,
             log_filter: self.log.clone(),

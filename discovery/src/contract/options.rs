@@ -4,8 +4,8 @@
 //! here) and returns the reason when it refuses it. Keywords are matched ASCII
 //! case-insensitively.
 
-pub use dockhand_proxy::spec::{AcmeChallenge, HttpsMethod, NetworkAccess};
-use dockhand_proxy::spec::{Balance, Keepalive, Proto};
+pub use dockhand_spec::{AcmeChallenge, HttpsMethod, NetworkAccess};
+use dockhand_spec::{Balance, Keepalive, Proto};
 
 /// `HSTS` on a container. Default (unset): the proxy-wide setting, itself `max-age=31536000`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

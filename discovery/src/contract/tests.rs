@@ -401,18 +401,22 @@ fn grpc_is_h2c() {
 
 #[test]
 fn health_comes_from_the_health_check_state() {
-    use dockhand_proxy::spec::Health;
+    use dockhand_spec::Readiness;
     let with = |status: &str| {
         let json =
             format!(r#"{{"State": {{"Running": true, "Health": {{"Status": "{status}"}}}}}}"#);
         serde_json::from_str::<ContainerInspectResponse>(&json).unwrap()
     };
-    assert_eq!(health(&with("starting")), Health::Starting);
-    assert_eq!(health(&with("healthy")), Health::Healthy);
-    assert_eq!(health(&with("unhealthy")), Health::Unhealthy);
-    assert_eq!(health(&with("none")), Health::None);
+    assert_eq!(health(&with("starting")), Readiness::Starting);
+    assert_eq!(health(&with("healthy")), Readiness::Ready);
+    assert_eq!(health(&with("unhealthy")), Readiness::Failing);
+    assert_eq!(health(&with("none")), Readiness::Unchecked);
     let plain: ContainerInspectResponse =
         serde_json::from_str(r#"{"State": {"Running": true}}"#).unwrap();
-    assert_eq!(health(&plain), Health::None);
-    assert!(!Health::Starting.routable() && Health::Healthy.routable() && Health::None.routable());
+    assert_eq!(health(&plain), Readiness::Unchecked);
+    assert!(
+        !Readiness::Starting.routable()
+            && Readiness::Ready.routable()
+            && Readiness::Unchecked.routable()
+    );
 }

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 
-use dockhand_proxy::spec::{PathSpec, TableSpec};
+use dockhand_spec::{PathSpec, TableSpec};
 
 /// One route change, for the log. `Display` gives the line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,7 +210,7 @@ fn diff_paths(host: &str, before: &Paths<'_>, after: &Paths<'_>, out: &mut Vec<R
 fn backends(path: Option<&PathSpec>) -> BTreeSet<(&str, &str, Option<SocketAddr>)> {
     path.into_iter()
         .flat_map(|p| &p.backends)
-        .map(|b| (b.container.as_str(), b.container_id.as_str(), b.addr))
+        .map(|b| (b.name.as_str(), b.id.as_str(), b.addr))
         .collect()
 }
 

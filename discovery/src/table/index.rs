@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use dockhand_proxy::spec::{HttpsPolicy, TableSpec, VhostSpec, VhostUpdate};
+use dockhand_spec::{HttpsPolicy, TableSpec, VhostSpec, VhostUpdate};
 
 use super::{build_spec, RoutedContainer};
 
@@ -32,7 +32,8 @@ pub struct SpecIndex {
 pub struct SpecChanges {
     /// The changed vhosts as they were (absent when new), sorted by name.
     pub before: Vec<VhostSpec>,
-    /// One update per changed vhost, sorted by name: for [`dockhand_proxy::RouteTable::apply`].
+    /// One update per changed vhost, sorted by name: what [`dockhand_spec::Publication::Changes`]
+    /// carries.
     pub updates: Vec<VhostUpdate>,
 }
 
@@ -177,7 +178,7 @@ impl SpecIndex {
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
-    use dockhand_proxy::spec::Health;
+    use dockhand_spec::Readiness;
 
     use super::*;
     use crate::contract::{ContainerRoutes, HostRoutes, PathRoute, RouteSource};
@@ -217,7 +218,7 @@ mod tests {
         let routed = RoutedContainer {
             routes,
             address: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, n))),
-            health: Health::None,
+            readiness: Readiness::Unchecked,
         };
         (format!("id{n}"), routed)
     }

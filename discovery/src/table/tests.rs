@@ -1,4 +1,4 @@
-use dockhand_proxy::spec::{Balance, Health, HttpsMethod, HttpsPolicy, Keepalive, Proto};
+use dockhand_spec::{Balance, HttpsMethod, HttpsPolicy, Keepalive, Proto, Readiness};
 
 use super::*;
 use crate::contract::tests::{container, fixture};
@@ -14,7 +14,7 @@ fn routed(name: &str, env: &[&str], labels: &[(&str, &str)], ip: Option<&str>) -
     RoutedContainer {
         routes: parse_container(&c).unwrap().unwrap(),
         address: ip.map(|ip| ip.parse().unwrap()),
-        health: Health::None,
+        readiness: Readiness::Unchecked,
     }
 }
 
@@ -23,7 +23,7 @@ fn from_fixture(name: &str) -> RoutedContainer {
     RoutedContainer {
         routes: parse_container(&c).unwrap().unwrap(),
         address: container_address(&c, &Reach::AnyNetwork),
-        health: crate::contract::health(&c),
+        readiness: crate::contract::health(&c),
     }
 }
 
@@ -42,7 +42,7 @@ fn shape(spec: &TableSpec) -> Vec<Row> {
             let backends = p
                 .backends
                 .iter()
-                .map(|b| (b.container.clone(), b.addr))
+                .map(|b| (b.name.clone(), b.addr))
                 .collect();
             out.push((v.host.clone(), p.path.clone(), backends));
         }
@@ -122,7 +122,7 @@ fn fixtures_group_into_sorted_vhosts() {
         (Proto::H2c, Some("/"))
     );
     assert_eq!(spec.default_host, None);
-    assert_eq!(spec.vhosts[0].paths[0].backends[0].container_id.len(), 64);
+    assert_eq!(spec.vhosts[0].paths[0].backends[0].id.len(), 64);
 }
 
 #[test]
@@ -446,13 +446,13 @@ fn https_settings_come_from_the_first_container_that_sets_them_else_the_defaults
 #[test]
 fn unhealthy_containers_stay_listed_with_their_health() {
     let mut sick = routed("sick", &["VIRTUAL_HOST=h.test"], &[], Some("10.0.0.2"));
-    sick.health = Health::Unhealthy;
+    sick.readiness = Readiness::Failing;
     let well = routed("well", &["VIRTUAL_HOST=h.test"], &[], Some("10.0.0.3"));
     let spec = build_spec([&sick, &well], None, &HttpsPolicy::default());
     let healths: Vec<_> = spec.vhosts[0].paths[0]
         .backends
         .iter()
-        .map(|b| b.health)
+        .map(|b| b.readiness)
         .collect();
-    assert_eq!(healths, [Health::Unhealthy, Health::None]);
+    assert_eq!(healths, [Readiness::Failing, Readiness::Unchecked]);
 }

@@ -29,7 +29,7 @@ use crate::health::EjectPolicy;
 use crate::metrics::{Metrics, VhostMetrics};
 use crate::policy::acme;
 use crate::policy::auth::BasicAuth;
-use crate::table::{InFlight, SharedTable};
+use crate::table::{InFlight, TableReader};
 use crate::tunnel::Tunnels;
 use crate::upstream::{Lease, PoolSettings, Upstream};
 
@@ -53,7 +53,7 @@ pub struct Proxy {
 
 pub(crate) struct Shared {
     pub(crate) config: ProxyConfig,
-    pub(crate) table: SharedTable,
+    pub(crate) table: TableReader,
     pub(crate) metrics: Metrics,
     pub(crate) certs: ArcSwap<Certs>,
     pub(crate) auth: BasicAuth,
@@ -76,7 +76,7 @@ impl std::fmt::Debug for Proxy {
 
 impl Proxy {
     /// A proxy serving whatever table `table` holds at each request.
-    pub fn new(config: ProxyConfig, table: SharedTable, metrics: Metrics) -> Proxy {
+    pub fn new(config: ProxyConfig, table: TableReader, metrics: Metrics) -> Proxy {
         let upstream = Arc::new(upstream(&config));
         let auth = BasicAuth::new(config.htpasswd_dir.clone());
         let eject = EjectPolicy::new(

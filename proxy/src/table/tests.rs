@@ -4,9 +4,9 @@ use crate::spec::BackendSpec;
 fn backend(name: &str, addr: Option<&str>) -> BackendSpec {
     BackendSpec {
         addr: addr.map(|a| a.parse().unwrap()),
-        container: name.to_owned(),
-        container_id: format!("{name}-id"),
-        health: Default::default(),
+        name: name.to_owned(),
+        id: format!("{name}-id"),
+        readiness: Default::default(),
     }
 }
 
@@ -114,9 +114,9 @@ fn only_backends_with_an_address_are_targets() {
 #[test]
 fn health_checks_hold_backends_back_and_mark_the_route() {
     let mut starting = backend("starting", Some("10.0.0.5:80"));
-    starting.health = crate::spec::Health::Starting;
+    starting.readiness = crate::spec::Readiness::Starting;
     let mut healthy = backend("healthy", Some("10.0.0.6:80"));
-    healthy.health = crate::spec::Health::Healthy;
+    healthy.readiness = crate::spec::Readiness::Ready;
     let spec = TableSpec {
         vhosts: vec![
             vhost(

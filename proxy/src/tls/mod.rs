@@ -19,7 +19,7 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
 use crate::host::normalize_host;
-use crate::table::SharedTable;
+use crate::table::TableReader;
 
 pub(crate) use accept::TlsHandshake;
 pub use folder::PairError;
@@ -34,7 +34,7 @@ const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 /// `http/1.1`, no client authentication, rustls' default in-memory session cache and no
 /// session tickets (like nginx-proxy). Certificates come from `store`, chosen per handshake
 /// from the client's server name and the vhost `table` serves for it.
-pub fn server_config(store: CertStore, table: SharedTable) -> Arc<ServerConfig> {
+pub fn server_config(store: CertStore, table: TableReader) -> Arc<ServerConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -50,7 +50,7 @@ pub fn server_config(store: CertStore, table: SharedTable) -> Arc<ServerConfig> 
 #[derive(Debug)]
 struct Resolver {
     store: CertStore,
-    table: SharedTable,
+    table: TableReader,
 }
 
 impl ResolvesServerCert for Resolver {

@@ -10,7 +10,7 @@ use super::*;
 use crate::certs::CertLookup;
 use crate::metrics::Metrics;
 use crate::spec::{HttpsMethod, HttpsPolicy, TableSpec, VhostSpec};
-use crate::table::{BackendRegistry, RouteTable};
+use crate::table::{BackendRegistry, RouteTable, TableReader};
 
 /// A leaf for `name`: (chain PEM with the CA, PKCS#8 key PEM, leaf DER).
 fn leaf(ca: &TestCa, name: &str) -> (String, String, Vec<u8>) {
@@ -377,9 +377,7 @@ async fn watch_picks_up_a_new_pair() {
 #[test]
 fn server_config_offers_h2_and_http1() {
     let dir = TempDir::new().unwrap();
-    let table: crate::table::SharedTable =
-        Arc::new(arc_swap::ArcSwap::from_pointee(RouteTable::empty()));
-    let config = server_config(store(dir.path()), table);
+    let config = server_config(store(dir.path()), TableReader::default());
     assert_eq!(
         config.alpn_protocols,
         [b"h2".to_vec(), b"http/1.1".to_vec()]

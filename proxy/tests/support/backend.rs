@@ -136,9 +136,9 @@ impl Backend {
     pub fn spec(&self) -> BackendSpec {
         BackendSpec {
             addr: Some(self.addr),
-            container: self.name.clone(),
-            container_id: format!("{}-id", self.name),
-            health: Default::default(),
+            name: self.name.clone(),
+            id: format!("{}-id", self.name),
+            readiness: Default::default(),
         }
     }
 

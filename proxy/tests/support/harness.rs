@@ -1,13 +1,12 @@
 //! The real listener on 127.0.0.1:0 with a table the test swaps.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use dockhand_proxy::spec::{ProviderId, Publication, Publish};
 use dockhand_proxy::{
-    register_ejected_gauge, serve, BackendRegistry, Metrics, Proxy, ProxyConfig, RouteTable,
-    SharedListener, SharedTable, TableSpec,
+    register_ejected_gauge, serve, Metrics, ProviderHandle, Proxy, ProxyConfig, Publisher,
+    SharedListener, TableReader, TableSpec,
 };
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -53,13 +52,15 @@ impl ProxyBuilder {
         self
     }
 
-    /// Serves `spec` on 127.0.0.1:0.
+    /// Serves `spec` on 127.0.0.1:0; its `DEFAULT_HOST` stays for later swaps.
     pub async fn start(self, spec: TableSpec) -> TestProxy {
         let registry = prometheus::Registry::new();
         let metrics = Metrics::new(&registry).unwrap();
-        let table: SharedTable = Arc::new(ArcSwap::from_pointee(RouteTable::empty()));
+        let publisher = Publisher::new(spec.default_host.as_deref(), metrics.clone(), &registry);
+        let publisher = publisher.unwrap();
+        let table = publisher.reader();
         register_ejected_gauge(&registry, table.clone()).unwrap();
-        let proxy = Proxy::new(self.config, table.clone(), metrics.clone());
+        let proxy = Proxy::new(self.config, table.clone(), metrics);
         let (stop, stopped) = watch::channel(false);
         let (addr, task) = match self.workers {
             None => {
@@ -98,10 +99,8 @@ impl ProxyBuilder {
         let test = TestProxy {
             addr,
             table,
-            metrics,
+            provider: publisher.provider(ProviderId::new("test")),
             prometheus: registry,
-            backends: BackendRegistry::new(),
-            generation: 0,
             stop: Some(stop),
             task: Some(task),
         };
@@ -113,11 +112,9 @@ impl ProxyBuilder {
 pub struct TestProxy {
     /// Where clients connect.
     pub addr: SocketAddr,
-    table: SharedTable,
-    metrics: Metrics,
+    table: TableReader,
+    provider: ProviderHandle,
     prometheus: prometheus::Registry,
-    backends: BackendRegistry,
-    generation: u64,
     stop: Option<watch::Sender<bool>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -128,11 +125,11 @@ impl TestProxy {
         self
     }
 
-    /// Builds `spec` and makes it the current table, as discovery does.
+    /// Publishes the vhosts of `spec` as a provider's whole description, as discovery does
+    /// after a sync (`DEFAULT_HOST` stays the one the proxy started with).
     pub fn swap(&mut self, spec: &TableSpec) {
-        self.generation += 1;
-        let table = RouteTable::build(spec, self.generation, &self.metrics, &self.backends);
-        self.table.store(Arc::new(table));
+        let vhosts = spec.vhosts.clone();
+        self.provider.publish(Publication::Full(vhosts));
     }
 
     /// The current table, as `/api/routes` would show it.

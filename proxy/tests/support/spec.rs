@@ -84,9 +84,9 @@ impl PathExt for PathSpec {
     fn backend_at(mut self, name: &str, addr: Option<SocketAddr>) -> Self {
         self.backends.push(BackendSpec {
             addr,
-            container: name.to_owned(),
-            container_id: format!("{name}-id"),
-            health: Default::default(),
+            name: name.to_owned(),
+            id: format!("{name}-id"),
+            readiness: Default::default(),
         });
         self
     }

@@ -1,4 +1,4 @@
-use dockhand_proxy::spec::Proto;
+use dockhand_spec::Proto;
 
 use super::*;
 

@@ -1,44 +1,37 @@
-//! The plain-data description of routes that discovery hands to the data plane.
+//! Route descriptions: what a provider (the Docker containers, later Swarm services) says should
+//! be served, and what the data plane's publisher turns into its route table.
 //!
-//! Discovery validates everything it puts here (host and path patterns parse, ports are numbers),
-//! so building a [`crate::RouteTable`] from a [`TableSpec`] cannot fail.
+//! Plain data with no behaviour beyond defaults, so that providers depend on this leaf crate
+//! and never on the data plane. Providers validate what they put here (host and path patterns
+//! parse, ports are numbers): building a table from a description cannot fail, and a pattern
+//! that still does not parse costs its own vhost or path only.
+//!
+//! A provider sends descriptions through [`Publish`]: everything it serves
+//! ([`Publication::Full`]) or what changed ([`Publication::Changes`]), always about its own
+//! backends only.
+
+mod publish;
 
 use std::net::SocketAddr;
 
 use serde::Serialize;
 
+pub use publish::{ProviderId, Publication, Publish, VhostUpdate};
+
 /// Every virtual host to serve, plus the proxy-wide fallback.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TableSpec {
-    /// One entry per distinct `VIRTUAL_HOST` name (as written, e.g. `*.example.com`, `~^api\.`).
+    /// One entry per distinct host name (as written, e.g. `*.example.com`, `~^api\.`).
     pub vhosts: Vec<VhostSpec>,
     /// `DEFAULT_HOST`: the vhost that answers requests for unknown hosts. Default: none (503).
+    /// A proxy-wide setting: the data plane's publisher holds its own.
     pub default_host: Option<String>,
-}
-
-/// A change to one vhost of a served table, for [`crate::RouteTable::apply`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum VhostUpdate {
-    /// Serve this vhost: add it, or replace the one of the same name.
-    Set(VhostSpec),
-    /// Stop serving the vhost of this name.
-    Remove(String),
-}
-
-impl VhostUpdate {
-    /// The name of the vhost it changes.
-    pub fn host(&self) -> &str {
-        match self {
-            VhostUpdate::Set(spec) => &spec.host,
-            VhostUpdate::Remove(host) => host,
-        }
-    }
 }
 
 /// One virtual host and its paths.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VhostSpec {
-    /// The name exactly as written in `VIRTUAL_HOST` (lower-cased): exact, `*.x`, `x.*` or `~regex`.
+    /// The name as written (e.g. in `VIRTUAL_HOST`, lower-cased): exact, `*.x`, `x.*` or `~regex`.
     pub host: String,
     /// The vhost's locations; at least one. Paths are unique within a vhost.
     pub paths: Vec<PathSpec>,
@@ -46,7 +39,8 @@ pub struct VhostSpec {
     pub https: HttpsPolicy,
 }
 
-/// A vhost's HTTPS settings, resolved from its containers and the proxy-wide defaults.
+/// A vhost's HTTPS settings, resolved by its provider from its backends' settings and the
+/// proxy-wide defaults.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct HttpsPolicy {
     /// `HTTPS_METHOD`. Default [`HttpsMethod::Redirect`].
@@ -143,38 +137,48 @@ pub struct PathSpec {
     pub backends: Vec<BackendSpec>,
 }
 
-/// One container serving a location.
+/// One backend serving a location: a container, a Swarm task, …
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct BackendSpec {
-    /// `ip:port` to connect to; `None` when the container shares no network with dockhand.
+    /// A readable name for logs, metrics and `/api/routes` (a container name without the
+    /// leading `/`, a task name, …).
+    pub name: String,
+    /// What the provider knows it by (a full container ID, a task ID): unique within the
+    /// provider, and changed when the backend is re-created under the same name.
+    pub id: String,
+    /// `ip:port` to connect to; `None` when dockhand cannot reach the backend (→ 502).
     pub addr: Option<SocketAddr>,
-    /// Container name without the leading `/`, for logs, metrics and `/api/routes`.
-    pub container: String,
-    /// Full container ID.
-    pub container_id: String,
-    /// Docker's health check state. Default [`Health::None`] (no health check: routable).
-    pub health: Health,
+    /// Whether it may get traffic now. Default [`Readiness::Unchecked`] (no check: ready).
+    pub readiness: Readiness,
 }
 
-/// A container's Docker HEALTHCHECK state.
+/// Whether a backend may get traffic, from whatever check its provider knows (a Docker
+/// HEALTHCHECK, a Swarm task's health). A backend that is not ready stays in the table (its
+/// vhost is known, and answers 503 rather than 502) but gets no request.
+///
+/// Serialized with Docker's words (`none`, `starting`, `healthy`, `unhealthy`), which
+/// `/api/routes` has always shown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Health {
-    /// The container has no health check: it gets traffic as soon as it runs.
+pub enum Readiness {
+    /// The backend has no check: it gets traffic as soon as it runs (the default).
     #[default]
-    None,
-    /// The health check has not passed yet: no traffic.
+    #[serde(rename = "none")]
+    Unchecked,
+    /// The check has not passed yet: no traffic.
+    #[serde(rename = "starting")]
     Starting,
-    /// The health check passes: traffic.
-    Healthy,
-    /// The health check fails: no traffic.
-    Unhealthy,
+    /// The check passes: traffic.
+    #[serde(rename = "healthy")]
+    Ready,
+    /// The check fails: no traffic.
+    #[serde(rename = "unhealthy")]
+    Failing,
 }
 
-impl Health {
-    /// May requests go to a container in this state?
+impl Readiness {
+    /// May requests go to a backend in this state?
     pub fn routable(self) -> bool {
-        matches!(self, Health::None | Health::Healthy)
+        matches!(self, Readiness::Unchecked | Readiness::Ready)
     }
 }
 
