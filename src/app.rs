@@ -1,8 +1,11 @@
-//! Wiring: metrics, the table publisher, discovery (a provider publishing to it), certificates,
-//! the admin and public listeners (readers of its table), signals. This runs on the control-plane runtime; the public listeners are served
-//! by every worker runtime (see [`crate::runtime`]).
+//! Wiring, built then run: metrics, the table publisher, discovery (a provider publishing to
+//! it), certificates, the admin and public listeners (readers of its table). [`App::build`] binds
+//! the ports; [`App::run`] serves until a shutdown future completes ([`signals`] in the binary).
+//! This runs on the control-plane runtime; the public listeners are served by every worker
+//! runtime (see [`crate::runtime`]).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use dockhand_discovery::{DiscoveryMetrics, Status};
@@ -39,73 +42,132 @@ pub enum AppError {
     Serve(std::io::Error),
 }
 
-/// Runs dockhand until SIGTERM/SIGINT, then drains within the grace period. The public
-/// listeners are served on each runtime of `workers`.
-pub async fn run(config: Config, workers: Vec<Handle>) -> Result<(), AppError> {
-    info!(version = env!("CARGO_PKG_VERSION"), "dockhand starting");
-    let registry = Registry::new();
-    let proxy_metrics = Metrics::new(&registry)?;
-    let discovery_metrics = DiscoveryMetrics::new(&registry)?;
-    let certs = CertStore::new(config.certs_dir.clone(), TlsMetrics::new(&registry)?);
-    let default_host = config.default_host.as_deref();
-    let publisher = Publisher::new(default_host, proxy_metrics.clone(), &registry)?;
-    let table = publisher.reader();
-    dockhand_proxy::register_ejected_gauge(&registry, table.clone())?;
-    let status = Status::new();
+/// dockhand built: its listeners bound, its parts made, nothing started yet. Building binds
+/// every port it is configured with (port 0 picks a free one; see [`App::http_addr`]), so that
+/// a test or a supervisor learns the addresses before anything is served.
+pub struct App {
+    config: Config,
+    workers: Vec<Handle>,
+    public: SharedListener,
+    http: SocketAddr,
+    admin: TcpListener,
+    admin_addr: SocketAddr,
+    registry: Registry,
+    proxy_metrics: Metrics,
+    discovery_metrics: DiscoveryMetrics,
+    certs: CertStore,
+    publisher: Publisher,
+}
 
-    let public = listen(config.http, workers.len(), &config)?;
-    let admin_listener = bind(config.admin).await?;
-    info!(http = %config.http, admin = %config.admin, "listening");
-
-    let report = certs.reload();
-    info!(dir = %config.certs_dir.display(), ?report, "certificates loaded");
-    tokio::spawn(certs.clone().watch(config.certs_poll_interval));
-
-    let discovery = dockhand_discovery::run(
-        config.discovery.clone(),
-        publisher.provider(dockhand_discovery::PROVIDER),
-        status.clone(),
-        discovery_metrics,
-    );
-    let discovery = tokio::spawn(discovery);
-    let admin = Admin {
-        table: table.clone(),
-        status,
-        registry,
-    };
-    let admin = tokio::spawn(admin::serve(admin_listener, admin));
-
-    let proxy = Proxy::new(config.proxy.clone(), table.clone(), proxy_metrics)
-        .with_certs(Arc::new(certs.clone()));
-    // One set of upstream pools per worker (see `Proxy::with_own_pools`).
-    let workers: Vec<(Handle, Proxy)> = workers
-        .into_iter()
-        .map(|worker| (worker, proxy.with_own_pools()))
-        .collect();
-    let stop = stop_on_signal()?;
-    let https = tokio::spawn(serve_https(
-        config.clone(),
-        workers.clone(),
-        certs,
-        table,
-        stop.clone(),
-    ));
-    let serving = workers
-        .iter()
-        .zip(public.split())
-        .map(|((worker, proxy), part)| {
-            let serve =
-                dockhand_proxy::serve(part, proxy.clone(), stopped(&stop), config.shutdown_grace);
-            worker.spawn(serve)
-        });
-    join(serving.collect()).await?;
-    if let Ok(Err(e)) = https.await {
-        error!(error = %e, "HTTPS listener failed");
+impl App {
+    /// Registers the metrics, makes the table publisher, binds the public HTTP port (one socket
+    /// per runtime of `workers`) and the admin listener. The HTTPS port is bound later, once a
+    /// certificate exists.
+    pub async fn build(config: Config, workers: Vec<Handle>) -> Result<App, AppError> {
+        let registry = Registry::new();
+        let proxy_metrics = Metrics::new(&registry)?;
+        let discovery_metrics = DiscoveryMetrics::new(&registry)?;
+        let certs = CertStore::new(config.certs_dir.clone(), TlsMetrics::new(&registry)?);
+        let default_host = config.default_host.as_deref();
+        let publisher = Publisher::new(default_host, proxy_metrics.clone(), &registry)?;
+        dockhand_proxy::register_ejected_gauge(&registry, publisher.reader())?;
+        let public = listen(config.http, workers.len(), &config)?;
+        let http = local_addr(config.http, public.local_addr())?;
+        let admin = bind(config.admin).await?;
+        let admin_addr = local_addr(config.admin, admin.local_addr())?;
+        Ok(App {
+            config,
+            workers,
+            public,
+            http,
+            admin,
+            admin_addr,
+            registry,
+            proxy_metrics,
+            discovery_metrics,
+            certs,
+            publisher,
+        })
     }
-    discovery.abort();
-    admin.abort();
-    info!("dockhand stopped");
-    Ok(())
+
+    /// The address the public HTTP listener is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+    }
+
+    /// The address the admin listener is bound to.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and drains within the grace
+    /// period. The public listeners are served on each runtime the app was built with.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let version = env!("CARGO_PKG_VERSION");
+        info!(version, http = %self.http, admin = %self.admin_addr, "dockhand starting");
+        let config = self.config;
+        let report = self.certs.reload();
+        info!(dir = %config.certs_dir.display(), ?report, "certificates loaded");
+        tokio::spawn(self.certs.clone().watch(config.certs_poll_interval));
+        let table = self.publisher.reader();
+        let status = Status::new();
+        let discovery = dockhand_discovery::run(
+            config.discovery.clone(),
+            self.publisher.provider(dockhand_discovery::PROVIDER),
+            status.clone(),
+            self.discovery_metrics,
+        );
+        let discovery = tokio::spawn(discovery);
+        let admin = Admin {
+            table: table.clone(),
+            status,
+            registry: self.registry,
+        };
+        let admin = tokio::spawn(admin::serve(self.admin, admin));
+        let proxy = Proxy::new(config.proxy.clone(), table.clone(), self.proxy_metrics)
+            .with_certs(Arc::new(self.certs.clone()));
+        // One set of upstream pools per worker (see `Proxy::with_own_pools`).
+        let workers: Vec<(Handle, Proxy)> = (self.workers.into_iter())
+            .map(|worker| (worker, proxy.with_own_pools()))
+            .collect();
+        let stop = stop_when(shutdown);
+        let https = serve_https(
+            config.clone(),
+            workers.clone(),
+            self.certs,
+            table,
+            stop.clone(),
+        );
+        let https = tokio::spawn(https);
+        let grace = config.shutdown_grace;
+        let serving = workers
+            .iter()
+            .zip(self.public.split())
+            .map(|((worker, proxy), part)| {
+                worker.spawn(dockhand_proxy::serve(
+                    part,
+                    proxy.clone(),
+                    stopped(&stop),
+                    grace,
+                ))
+            });
+        join(serving.collect()).await?;
+        if let Ok(Err(e)) = https.await {
+            error!(error = %e, "HTTPS listener failed");
+        }
+        discovery.abort();
+        admin.abort();
+        info!("dockhand stopped");
+        Ok(())
+    }
+}
+
+/// The address a listener got, or the bind error for `addr`.
+fn local_addr(addr: SocketAddr, got: std::io::Result<SocketAddr>) -> Result<SocketAddr, AppError> {
+    got.map_err(|source| AppError::Bind { addr, source })
 }
 
 /// Serves HTTPS on every worker once the certificate folder holds a certificate (nginx-proxy
@@ -184,17 +246,27 @@ fn stopped(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + use<> {
     }
 }
 
-/// Flips to true on the first SIGTERM or SIGINT; a second one exits at once.
-fn stop_on_signal() -> Result<watch::Receiver<bool>, AppError> {
+/// A stop flag that flips to true once `shutdown` completes; every accept loop waits on it.
+fn stop_when(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+/// Completes on the first SIGTERM or SIGINT (then dockhand drains); a second one exits at once.
+pub fn signals() -> Result<impl Future<Output = ()> + Send + 'static, AppError> {
     let mut term = signal(SignalKind::terminate()).map_err(AppError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(AppError::Signal)?;
-    let (tx, rx) = watch::channel(false);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         tokio::select! {
             _ = term.recv() => info!("SIGTERM: draining"),
             _ = int.recv() => info!("SIGINT: draining"),
         }
-        let _ = tx.send(true);
+        let _ = tx.send(());
         tokio::select! {
             _ = term.recv() => {},
             _ = int.recv() => {},
@@ -202,5 +274,7 @@ fn stop_on_signal() -> Result<watch::Receiver<bool>, AppError> {
         warn!("second signal: exiting now");
         std::process::exit(130);
     });
-    Ok(rx)
+    Ok(async move {
+        let _ = rx.await;
+    })
 }

@@ -4,11 +4,7 @@
 
 #![forbid(unsafe_code)]
 
-mod admin;
-mod app;
-mod config;
-mod runtime;
-mod telemetry;
+use dockhand::{app, config, runtime, telemetry};
 
 use std::process::ExitCode;
 
@@ -55,7 +51,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = control.block_on(app::run(config, workers.handles().to_vec()));
+    let served = control.block_on(async {
+        let shutdown = app::signals()?;
+        let app = app::App::build(config, workers.handles().to_vec()).await?;
+        app.run(shutdown).await
+    });
     // The workers stop once their listeners have drained.
     drop(workers);
     match served {

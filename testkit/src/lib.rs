@@ -34,6 +34,7 @@ pub mod certs;
 pub mod echo;
 pub mod http;
 pub mod images;
+pub mod synthetic;
 
 mod container;
 mod docker;

@@ -1,47 +1,23 @@
 //! `synthetic-engine`: the parts of the Docker Engine API that dockhand's discovery uses, serving
-//! thousands of synthetic running containers, for `benches/scale-synthetic.sh`.
+//! thousands of synthetic running containers, for `benches/scale-synthetic.sh` (see
+//! [`dockhand_testkit::synthetic`]).
 //!
 //! ```text
 //! synthetic-engine --socket PATH --fixture INSPECT.json --containers N --backend IP:PORT
 //! ```
-//!
-//! Container `i` is the saved `docker inspect` FIXTURE renamed `synthetic-<i>`, with
-//! `VIRTUAL_HOST=app<i>.scale.local`, its port exposed as PORT and every network address set to
-//! IP: all of them answer through one real backend. One Docker engine cannot run 10,000
-//! containers on a small machine; this answers dockhand exactly as an engine with them would
-//! (`/_ping`, `/version`, `/info`, `/containers/json`, `/containers/{id}/json`, `/events`).
-//!
-//! The bench changes the set through two requests of its own on the same socket, which the
-//! engine turns into the events Docker sends:
-//! - `POST /synthetic/containers/<i>`: container `i` starts (`start`);
-//! - `DELETE /synthetic/containers/<i>`: it is removed (`die`, `destroy`).
 
-use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use clap::Parser;
-use http::{Method, Request, Response, StatusCode};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::{Frame, Incoming};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use serde_json::{json, Value};
+use dockhand_testkit::synthetic::SyntheticEngine;
+use serde_json::Value;
 use tokio::net::UnixListener;
-use tokio::sync::broadcast;
 
 /// Line printed once the socket accepts connections.
 const READY_LINE: &str = "synthetic-engine ready";
-
-/// Events kept for a subscriber that reads slowly; older ones are dropped for it.
-const EVENT_BACKLOG: usize = 4096;
 
 /// The Docker Engine API, answered for synthetic containers.
 #[derive(Debug, Parser)]
@@ -58,17 +34,6 @@ struct Cli {
     /// The address every container answers on.
     #[arg(long)]
     backend: SocketAddr,
-}
-
-type Body = BoxBody<Bytes, Infallible>;
-
-/// The engine's state: the fixture, the running containers' inspect documents, the event feed.
-struct Engine {
-    fixture: Value,
-    backend: SocketAddr,
-    /// Container ID → its `docker inspect` JSON, serialised once.
-    running: RwLock<BTreeMap<String, Bytes>>,
-    events: broadcast::Sender<Bytes>,
 }
 
 fn main() -> ExitCode {
@@ -94,250 +59,12 @@ fn fail(message: &str) -> ExitCode {
 async fn run(cli: Cli) -> io::Result<()> {
     let text = std::fs::read_to_string(&cli.fixture)?;
     let fixture: Value = serde_json::from_str(&text).map_err(io::Error::other)?;
-    let engine = Arc::new(Engine {
-        fixture,
-        backend: cli.backend,
-        running: RwLock::default(),
-        events: broadcast::channel(EVENT_BACKLOG).0,
-    });
+    let engine = SyntheticEngine::new(fixture, cli.backend);
     for i in 0..cli.containers {
         engine.start(i);
     }
     let _ = std::fs::remove_file(&cli.socket);
     let listener = UnixListener::bind(&cli.socket)?;
     println!("{READY_LINE}");
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let engine = engine.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let engine = engine.clone();
-                async move { Ok::<_, Infallible>(engine.answer(req)) }
-            });
-            let served = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-            if let Err(e) = served {
-                eprintln!("synthetic-engine: connection: {e}");
-            }
-        });
-    }
-}
-
-impl Engine {
-    fn answer(&self, req: Request<Incoming>) -> Response<Body> {
-        let path = api_path(req.uri().path());
-        let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-        match (req.method(), segments.as_slice()) {
-            (&Method::GET | &Method::HEAD, ["_ping"]) => text(StatusCode::OK, "OK"),
-            (&Method::GET, ["version"]) => json_response(
-                StatusCode::OK,
-                &json!({ "Version": "synthetic", "ApiVersion": "1.45", "MinAPIVersion": "1.24" }),
-            ),
-            (&Method::GET, ["info"]) => json_response(
-                StatusCode::OK,
-                &json!({ "ID": "synthetic", "SystemTime": rfc3339_now() }),
-            ),
-            (&Method::GET, ["events"]) => self.event_stream(),
-            (&Method::GET, ["containers", "json"]) => self.list(),
-            (&Method::GET, ["containers", id, "json"]) => self.inspect(id),
-            (&Method::POST, ["synthetic", "containers", i]) => self.change(i, true),
-            (&Method::DELETE, ["synthetic", "containers", i]) => self.change(i, false),
-            _ => not_found(&format!("page not found: {path}")),
-        }
-    }
-
-    /// Every container, as `docker ps` lists them (dockhand asks only for running ones, and
-    /// all of these run).
-    fn list(&self) -> Response<Body> {
-        let running = self.running.read().unwrap_or_else(|e| e.into_inner());
-        let summaries: Vec<Value> = running
-            .keys()
-            .map(|id| json!({ "Id": id, "State": "running" }))
-            .collect();
-        json_response(StatusCode::OK, &Value::Array(summaries))
-    }
-
-    fn inspect(&self, id: &str) -> Response<Body> {
-        let running = self.running.read().unwrap_or_else(|e| e.into_inner());
-        match running.get(id) {
-            Some(document) => bytes_response(StatusCode::OK, document.clone()),
-            None => not_found(&format!("No such container: {id}")),
-        }
-    }
-
-    /// The bench's own request: container `i` starts, or is removed.
-    fn change(&self, i: &str, start: bool) -> Response<Body> {
-        let Ok(i) = i.parse::<usize>() else {
-            return text(StatusCode::BAD_REQUEST, "container index expected");
-        };
-        if start {
-            self.start(i);
-        } else {
-            self.remove(i);
-        }
-        text(StatusCode::NO_CONTENT, "")
-    }
-
-    fn start(&self, i: usize) {
-        let (id, document) = self.container(i);
-        self.running
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), document);
-        self.emit(&id, i, "start");
-    }
-
-    fn remove(&self, i: usize) {
-        let id = container_id(i);
-        let removed = self
-            .running
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        if removed.is_some() {
-            self.emit(&id, i, "die");
-            self.emit(&id, i, "destroy");
-        }
-    }
-
-    /// Container `i`'s ID and inspect document, made from the fixture.
-    fn container(&self, i: usize) -> (String, Bytes) {
-        let id = container_id(i);
-        let mut c = self.fixture.clone();
-        c["Id"] = json!(id);
-        c["Name"] = json!(format!("/synthetic-{i}"));
-        c["Config"]["Env"] = json!([format!("VIRTUAL_HOST=app{i}.scale.local")]);
-        c["Config"]["ExposedPorts"] = json!({ format!("{}/tcp", self.backend.port()): {} });
-        if let Some(networks) = c["NetworkSettings"]["Networks"].as_object_mut() {
-            for endpoint in networks.values_mut() {
-                endpoint["IPAddress"] = json!(self.backend.ip().to_string());
-            }
-        }
-        (id, Bytes::from(c.to_string()))
-    }
-
-    fn emit(&self, id: &str, i: usize, action: &str) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let event = json!({
-            "Type": "container",
-            "Action": action,
-            "Actor": { "ID": id, "Attributes": { "name": format!("synthetic-{i}") } },
-            "scope": "local",
-            "time": now.as_secs(),
-            "timeNano": now.as_nanos(),
-        });
-        // No subscriber yet is fine: dockhand lists the containers after subscribing.
-        let _ = self.events.send(Bytes::from(format!("{event}\n")));
-    }
-
-    /// The event feed from now on, one JSON object per line, until the client goes away.
-    fn event_stream(&self) -> Response<Body> {
-        let feed = futures_util::stream::unfold(self.events.subscribe(), |mut rx| async move {
-            loop {
-                match rx.recv().await {
-                    Ok(line) => return Some((Ok(Frame::data(line)), rx)),
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        });
-        let mut response = Response::new(BodyExt::boxed(StreamBody::new(feed)));
-        response.headers_mut().insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        response
-    }
-}
-
-/// The path without the API version prefix (`/v1.45/containers/json` → `/containers/json`).
-fn api_path(path: &str) -> &str {
-    let Some(rest) = path.strip_prefix("/v") else {
-        return path;
-    };
-    let version_len = rest
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(rest.len());
-    if version_len == 0 {
-        return path;
-    }
-    &rest[version_len..]
-}
-
-fn container_id(i: usize) -> String {
-    format!("{i:064x}")
-}
-
-fn rfc3339_now() -> String {
-    let format = time::format_description::well_known::Rfc3339;
-    // Formatting the current UTC time as RFC 3339 cannot fail (years 0-9999).
-    time::OffsetDateTime::now_utc()
-        .format(&format)
-        .unwrap_or_default()
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    bytes_response(status, Bytes::from_static(body.as_bytes()))
-}
-
-fn not_found(message: &str) -> Response<Body> {
-    json_response(StatusCode::NOT_FOUND, &json!({ "message": message }))
-}
-
-fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut response = bytes_response(status, Bytes::from(value.to_string()));
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn bytes_response(status: StatusCode, body: Bytes) -> Response<Body> {
-    let mut response = Response::new(BodyExt::boxed(Full::new(body)));
-    *response.status_mut() = status;
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_api_version_prefix_is_optional() {
-        assert_eq!(api_path("/v1.45/containers/json"), "/containers/json");
-        assert_eq!(api_path("/containers/json"), "/containers/json");
-        assert_eq!(api_path("/_ping"), "/_ping");
-        assert_eq!(api_path("/version"), "/version");
-        assert_eq!(api_path("/v1.41/events"), "/events");
-    }
-
-    #[test]
-    fn a_container_answers_on_the_backend_with_its_own_vhost() {
-        let engine = Engine {
-            fixture: serde_json::from_str(include_str!(
-                "../../../discovery/tests/fixtures/app-web-1.json"
-            ))
-            .expect("the fixture is JSON"),
-            backend: "172.17.0.9:8080".parse().expect("an address"),
-            running: RwLock::default(),
-            events: broadcast::channel(1).0,
-        };
-        let (id, document) = engine.container(7);
-        let c: Value = serde_json::from_slice(&document).expect("JSON");
-        assert_eq!(c["Id"], json!(id));
-        assert_eq!(c["Name"], json!("/synthetic-7"));
-        assert_eq!(c["Config"]["Env"], json!(["VIRTUAL_HOST=app7.scale.local"]));
-        assert_eq!(c["Config"]["ExposedPorts"], json!({ "8080/tcp": {} }));
-        let networks = c["NetworkSettings"]["Networks"]
-            .as_object()
-            .expect("networks");
-        assert!(!networks.is_empty());
-        for endpoint in networks.values() {
-            assert_eq!(endpoint["IPAddress"], json!("172.17.0.9"));
-        }
-    }
+    engine.serve(listener).await
 }
