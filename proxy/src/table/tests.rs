@@ -1,5 +1,8 @@
+use std::sync::atomic::Ordering;
+
 use super::*;
-use crate::spec::BackendSpec;
+use crate::metrics::Metrics;
+use crate::spec::{BackendSpec, PathSpec, TableSpec, VhostSpec, VhostUpdate};
 
 fn backend(name: &str, addr: Option<&str>) -> BackendSpec {
     BackendSpec {
