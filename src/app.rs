@@ -142,19 +142,13 @@ impl App {
             stop.clone(),
         );
         let https = tokio::spawn(https);
-        let grace = config.shutdown_grace;
-        let serving = workers
-            .iter()
-            .zip(self.public.split())
-            .map(|((worker, proxy), part)| {
-                worker.spawn(dockhand_proxy::serve(
-                    part,
-                    proxy.clone(),
-                    stopped(&stop),
-                    grace,
-                ))
-            });
-        join(serving.collect()).await?;
+        join(serve_http(
+            &workers,
+            self.public,
+            &stop,
+            config.shutdown_grace,
+        ))
+        .await?;
         if let Ok(Err(e)) = https.await {
             error!(error = %e, "HTTPS listener failed");
         }
@@ -163,6 +157,25 @@ impl App {
         info!("dockhand stopped");
         Ok(())
     }
+}
+
+/// Serves the public HTTP port on every worker, each from its own socket of `public`.
+fn serve_http(
+    workers: &[(Handle, Proxy)],
+    public: SharedListener,
+    stop: &watch::Receiver<bool>,
+    grace: std::time::Duration,
+) -> Vec<JoinHandle<std::io::Result<()>>> {
+    (workers.iter().zip(public.split()))
+        .map(|((worker, proxy), part)| {
+            worker.spawn(dockhand_proxy::serve(
+                part,
+                proxy.clone(),
+                stopped(stop),
+                grace,
+            ))
+        })
+        .collect()
 }
 
 /// The address a listener got, or the bind error for `addr`.

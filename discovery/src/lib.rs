@@ -86,12 +86,13 @@ impl Status {
         self.engine_up.load(Ordering::Acquire)
     }
 
+    /// Ready only ever turns on: the first full sync has been published.
     fn set_ready(&self) {
-        self.ready.store(true, Ordering::Release);
+        self.ready.fetch_or(true, Ordering::Release);
     }
 
     fn set_engine_up(&self, up: bool) {
-        self.engine_up.store(up, Ordering::Release);
+        self.engine_up.swap(up, Ordering::Release);
     }
 }
 
