@@ -133,8 +133,30 @@ pub struct PathRoute {
 pub fn parse_container(
     c: &ContainerInspectResponse,
 ) -> Result<Option<ContainerRoutes>, ContractError> {
-    let settings = Settings::of(c);
-    let default_port = default_port(c);
+    let config = c.config.as_ref();
+    parse_settings(
+        c.id.as_deref().unwrap_or_default(),
+        &container_name(c),
+        config.and_then(|cfg| cfg.env.as_deref()),
+        config.and_then(|cfg| cfg.labels.as_ref()),
+        default_port(c),
+    )
+}
+
+/// Reads what a set of settings asks to be routed, as [`parse_container`] does for a
+/// container: `env` holds `KEY=VALUE` entries, and a label of the same name wins over the
+/// variable. `default_port` is used where no `VIRTUAL_PORT` (or multiports `port`) is set.
+///
+/// For sources that are not containers (a Swarm service merges its own labels with its
+/// container spec's into `labels`); `id` and `name` are copied into the result.
+pub fn parse_settings(
+    id: &str,
+    name: &str,
+    env: Option<&[String]>,
+    labels: Option<&HashMap<String, String>>,
+    default_port: u16,
+) -> Result<Option<ContainerRoutes>, ContractError> {
+    let settings = Settings::new(env, labels);
     let (source, hosts) = if let Some(raw) = settings.get(multiports::VARIABLE) {
         let hosts = multiports::parse_multiports(raw, default_port)?;
         (RouteSource::Multiports, hosts)
@@ -148,8 +170,8 @@ pub fn parse_container(
         return Ok(None);
     }
     Ok(Some(ContainerRoutes {
-        id: c.id.clone().unwrap_or_default(),
-        name: container_name(c),
+        id: id.to_owned(),
+        name: name.to_owned(),
         source,
         hosts,
         balance: settings
@@ -278,15 +300,12 @@ struct Settings<'a> {
 }
 
 impl<'a> Settings<'a> {
-    fn of(c: &'a ContainerInspectResponse) -> Self {
-        let config = c.config.as_ref();
-        let env = config
-            .and_then(|cfg| cfg.env.as_ref())
+    fn new(env: Option<&'a [String]>, labels: Option<&'a HashMap<String, String>>) -> Self {
+        let env = env
             .into_iter()
             .flatten()
             .filter_map(|entry| entry.split_once('='))
             .collect();
-        let labels = config.and_then(|cfg| cfg.labels.as_ref());
         Self { env, labels }
     }
 

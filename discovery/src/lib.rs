@@ -11,6 +11,7 @@
 //! # Layout
 //! - [`contract`]: the nginx-proxy contract, container settings → route descriptions (pure).
 //! - [`table`]: every routed container → one [`dockhand_spec::TableSpec`] (pure).
+//! - [`swarm`]: the Swarm services provider, so far its contract only (pure).
 //! - `engine`: connecting to Docker and telling where dockhand itself runs.
 //! - `state`: the containers known right now, and publishing their descriptions.
 //! - `watch`: the event loop (subscribe, sync, apply events, resync, reconnect).
@@ -19,6 +20,7 @@ pub mod contract;
 mod engine;
 mod metrics;
 mod state;
+pub mod swarm;
 pub mod table;
 mod watch;
 

@@ -20,7 +20,9 @@ pub enum Reach {
 }
 
 impl Reach {
-    fn reaches(&self, network: &str) -> bool {
+    /// True when dockhand can open connections on `network` (a name, or an ID when the
+    /// set holds IDs).
+    pub(crate) fn reaches(&self, network: &str) -> bool {
         match self {
             Self::AnyNetwork => true,
             Self::Networks(names) => names.contains(network),
