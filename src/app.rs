@@ -1,14 +1,14 @@
-//! Wiring, built then run: metrics, the table publisher, discovery (a provider publishing to
-//! it), certificates, the admin and public listeners (readers of its table). [`App::build`] binds
-//! the ports; [`App::run`] serves until a shutdown future completes ([`signals`] in the binary).
-//! This runs on the control-plane runtime; the public listeners are served by every worker
-//! runtime (see [`crate::runtime`]).
+//! Wiring, built then run: metrics, the table publisher, discovery (the containers and Swarm
+//! providers publishing to it), certificates, the admin and public listeners (readers of its
+//! table). [`App::build`] binds the ports; [`App::run`] serves until a shutdown future
+//! completes ([`signals`] in the binary). This runs on the control-plane runtime; the public
+//! listeners are served by every worker runtime (see [`crate::runtime`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use dockhand_discovery::{DiscoveryMetrics, Status};
+use dockhand_discovery::{DiscoveryMetrics, Status, SwarmMode};
 use dockhand_proxy::tls::{self, CertStore, TlsMetrics};
 use dockhand_proxy::{Metrics, Proxy, Publisher, SharedListener, TableReader};
 use prometheus::Registry;
@@ -114,13 +114,12 @@ impl App {
         tokio::spawn(self.certs.clone().watch(config.certs_poll_interval));
         let table = self.publisher.reader();
         let status = Status::new();
-        let discovery = dockhand_discovery::run(
-            config.discovery.clone(),
-            self.publisher.provider(dockhand_discovery::PROVIDER),
-            status.clone(),
-            self.discovery_metrics,
+        let providers = spawn_providers(
+            &config,
+            &self.publisher,
+            &status,
+            self.discovery_metrics.clone(),
         );
-        let discovery = tokio::spawn(discovery);
         let admin = Admin {
             table: table.clone(),
             status,
@@ -152,11 +151,36 @@ impl App {
         if let Ok(Err(e)) = https.await {
             error!(error = %e, "HTTPS listener failed");
         }
-        discovery.abort();
+        providers.iter().for_each(JoinHandle::abort);
         admin.abort();
         info!("dockhand stopped");
         Ok(())
     }
+}
+
+/// Starts the providers publishing to `publisher`: the containers provider, and the Swarm
+/// provider unless `DOCKHAND_SWARM=false` (idle while the engine is not a Swarm manager).
+fn spawn_providers(
+    config: &Config,
+    publisher: &Publisher,
+    status: &Arc<Status>,
+    metrics: DiscoveryMetrics,
+) -> Vec<JoinHandle<()>> {
+    let containers = dockhand_discovery::run(
+        config.discovery.clone(),
+        publisher.provider(dockhand_discovery::PROVIDER),
+        status.clone(),
+        metrics.clone(),
+    );
+    let mut providers = vec![tokio::spawn(containers)];
+    if config.discovery.swarm != SwarmMode::Off {
+        providers.push(tokio::spawn(dockhand_discovery::swarm::run(
+            config.discovery.clone(),
+            publisher.provider(dockhand_discovery::swarm::PROVIDER),
+            metrics,
+        )));
+    }
+    providers
 }
 
 /// Serves the public HTTP port on every worker, each from its own socket of `public`.

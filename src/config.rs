@@ -197,6 +197,14 @@ pub struct Args {
     #[arg(long, env = "DOCKHAND_RESYNC_INTERVAL", default_value = "60s")]
     resync_interval: String,
 
+    /// Follow Docker Swarm services: auto (on when the engine is a Swarm manager), true or false.
+    #[arg(long, env = "DOCKHAND_SWARM", default_value = "auto")]
+    swarm: String,
+
+    /// How often Swarm services and tasks are listed (and at once on service and node events).
+    #[arg(long, env = "DOCKHAND_SWARM_POLL_INTERVAL", default_value = "1s")]
+    swarm_poll_interval: String,
+
     /// Data-plane worker threads, each with its own runtime (0 = one per two cores, at least one).
     #[arg(long, env = "DOCKHAND_WORKER_THREADS", default_value = "0")]
     worker_threads: String,

@@ -213,6 +213,16 @@ pub fn health(c: &ContainerInspectResponse) -> Readiness {
     }
 }
 
+/// The label the Swarm orchestrator puts on every task container.
+pub const SWARM_TASK_LABEL: &str = "com.docker.swarm.task.id";
+
+/// True when `c` is a Swarm task's container: the Swarm provider routes those (one backend per
+/// task), so the containers provider leaves them out.
+pub fn is_swarm_task(c: &ContainerInspectResponse) -> bool {
+    let labels = c.config.as_ref().and_then(|cfg| cfg.labels.as_ref());
+    labels.is_some_and(|l| l.contains_key(SWARM_TASK_LABEL))
+}
+
 /// True when `c` should get traffic: running, and neither paused nor restarting (the
 /// containers docker-gen lists with `status=running`). Health is separate: see [`health`].
 pub fn is_routable_state(c: &ContainerInspectResponse) -> bool {

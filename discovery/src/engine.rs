@@ -23,6 +23,12 @@ pub enum EngineError {
     /// The engine could not be reached or answered with an error.
     #[error("docker engine: {0}")]
     Docker(#[from] DockerError),
+    /// A request made outside bollard (`GET /tasks`) failed or answered with an error.
+    #[error("docker engine: {0}")]
+    Request(String),
+    /// The engine is not a Swarm manager, so the Swarm provider has nothing to poll.
+    #[error("the docker engine is not a swarm manager")]
+    NotManager,
     /// The event stream ended (the engine stopped or the connection closed).
     #[error("docker event stream ended")]
     StreamEnded,

@@ -11,7 +11,7 @@
 //! # Layout
 //! - [`contract`]: the nginx-proxy contract, container settings → route descriptions (pure).
 //! - [`table`]: every routed container → one [`dockhand_spec::TableSpec`] (pure).
-//! - [`swarm`]: the Swarm services provider, so far its contract only (pure).
+//! - [`swarm`]: the Swarm services provider: its contract (pure) and its poll loop.
 //! - `engine`: connecting to Docker and telling where dockhand itself runs.
 //! - `state`: the containers known right now, and publishing their descriptions.
 //! - `watch`: the event loop (subscribe, sync, apply events, resync, reconnect).
@@ -51,6 +51,36 @@ pub struct Config {
     /// Proxy-wide HTTPS settings (`HTTPS_METHOD`, `HSTS`, …) for vhosts whose containers do
     /// not set them. Default: nginx-proxy's defaults.
     pub https: dockhand_spec::HttpsPolicy,
+    /// Whether the Swarm provider runs (`DOCKHAND_SWARM`). Default [`SwarmMode::Auto`].
+    pub swarm: SwarmMode,
+    /// How often the Swarm provider lists services and tasks. Default 1 s.
+    pub swarm_poll_interval: Duration,
+}
+
+/// `DOCKHAND_SWARM`: whether dockhand follows Swarm services. Default `auto`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SwarmMode {
+    /// On when the engine is a Swarm manager (checked each time dockhand connects).
+    #[default]
+    Auto,
+    /// On; a warning says so when the engine is not a manager.
+    On,
+    /// Off: the Swarm provider does not run.
+    Off,
+}
+
+impl std::str::FromStr for SwarmMode {
+    type Err = String;
+
+    /// `auto`, or a boolean (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+    fn from_str(s: &str) -> Result<SwarmMode, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(SwarmMode::Auto),
+            "true" | "1" | "yes" | "on" => Ok(SwarmMode::On),
+            "false" | "0" | "no" | "off" => Ok(SwarmMode::Off),
+            _ => Err("expected auto, true or false".to_owned()),
+        }
+    }
 }
 
 impl Default for Config {
@@ -61,6 +91,8 @@ impl Default for Config {
             resync_interval: Duration::from_secs(60),
             max_backoff: Duration::from_secs(10),
             https: Default::default(),
+            swarm: SwarmMode::Auto,
+            swarm_poll_interval: Duration::from_secs(1),
         }
     }
 }

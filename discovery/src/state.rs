@@ -65,10 +65,14 @@ impl State {
         }
     }
 
-    /// Records the current state of one container: routed, skipped, or gone.
+    /// Records the current state of one container: routed, skipped, or gone. Swarm task
+    /// containers are the Swarm provider's, and never routed here.
     pub(crate) fn upsert(&mut self, inspect: ContainerInspectResponse) {
         let Some(id) = inspect.id.clone() else { return };
-        if self.stopping.contains(&id) || !contract::is_routable_state(&inspect) {
+        if self.stopping.contains(&id)
+            || !contract::is_routable_state(&inspect)
+            || contract::is_swarm_task(&inspect)
+        {
             self.remove(&id);
             return;
         }

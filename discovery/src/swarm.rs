@@ -1,4 +1,5 @@
-//! The Swarm provider's pure half: what a Swarm service and its tasks ask dockhand to route.
+//! The Swarm provider: what a Swarm service and its tasks ask dockhand to route, and the loop
+//! that polls them and publishes the result.
 //!
 //! Done so far (issue 19, first step): the nginx-proxy contract for services and tasks, as
 //! pure functions over `docker service inspect` and task objects, tested against fixtures
@@ -7,23 +8,28 @@
 //! multiports, paths, protocols, HTTPS and balancing settings), and each running task becomes
 //! one backend on its own overlay address.
 //!
-//! Not done yet, for the next step:
-//! - No polling loop, no service or node events, no publishing: nothing calls this module, and
-//!   the app does not know of Swarm (`DOCKHAND_SWARM`, the manager check, `/readyz`).
-//! - Fetching tasks: bollard's `Task` model lacks `NetworksAttachments` (the Engine's API spec
-//!   omits it), so `Docker::list_tasks` drops the very addresses needed here. The loop must
-//!   read `GET /tasks` as JSON into [`SwarmTask`] (which adds the field), not through bollard's
-//!   typed call.
-//! - The log line "no `VIRTUAL_PORT`, using 80" once per service, metrics, the containers
-//!   provider skipping task containers (labels `com.docker.swarm.task.id`), and showing the
-//!   node of a backend (`BackendSpec` has no field for it; only global services' backend names
-//!   carry it).
+//! Second step: the provider's loop ([`run`], in `poll.rs`) polls services (bollard) and
+//! tasks (`GET /tasks` as raw JSON, `fetch.rs`, since bollard's `Task` model lacks
+//! `NetworksAttachments`) every `swarm_poll_interval` and at once on service and node events,
+//! and publishes a [`dockhand_spec::Publication::Full`] under [`PROVIDER`] only when it
+//! differs from the last one. `DOCKHAND_SWARM` (`auto`, `true`, `false`) and the manager check
+//! ([`role`]) decide whether it polls; the containers provider skips task containers.
+//!
+//! Not done yet:
+//! - `/readyz` says nothing of Swarm (the role, the first poll); dockhand's own networks
+//!   (the reach) are read when the provider connects, not on its network events.
+//! - The log line "no `VIRTUAL_PORT`, using 80" once per service, and showing the node of a
+//!   backend (`BackendSpec` has no field for it; only global services' backend names carry it).
+//! - The stack file in `deploy/`, tests against a real single-node and multi-node swarm, and
+//!   measuring a poll with 1,000 tasks.
 //! - A service whose tasks are all not running yields no vhost at all (as a stopped container
 //!   does), so its hosts answer as unknown ones rather than with 503 from a known vhost.
 //! - During a rolling update, old tasks are described with the service's new settings (the
 //!   service's spec is read, not each task's own copy of it).
 
 mod contract;
+mod fetch;
+mod poll;
 mod task;
 
 use dockhand_spec::ProviderId;
@@ -32,6 +38,7 @@ pub use contract::{
     is_routable_task, parse_service, routed_tasks, service_name, swarm_vhosts, task_address,
     task_name, SwarmError,
 };
+pub use poll::{role, run, Role};
 pub use task::{AttachedNetwork, AttachedNetworkSpec, NetworkAttachment, SwarmTask};
 
 /// The id the Swarm provider publishes its descriptions under.

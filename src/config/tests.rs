@@ -120,3 +120,29 @@ fn access_logs_can_be_disabled_nginx_proxy_style() {
         .expect("valid");
     assert!(!config.proxy.access_log);
 }
+
+#[test]
+fn swarm_is_auto_by_default_and_checked() {
+    use dockhand_discovery::SwarmMode;
+    let config = args(&[]).validate().expect("defaults are valid");
+    let defaults = dockhand_discovery::Config::default();
+    assert_eq!(config.discovery.swarm, SwarmMode::Auto);
+    assert_eq!(config.discovery.swarm, defaults.swarm);
+    assert_eq!(
+        config.discovery.swarm_poll_interval,
+        defaults.swarm_poll_interval
+    );
+    let config = args(&["--swarm=false", "--swarm-poll-interval=250ms"])
+        .validate()
+        .expect("valid");
+    assert_eq!(config.discovery.swarm, SwarmMode::Off);
+    assert_eq!(
+        config.discovery.swarm_poll_interval,
+        Duration::from_millis(250)
+    );
+    let errors = args(&["--swarm=maybe", "--swarm-poll-interval=0s"])
+        .validate()
+        .expect_err("both are refused");
+    let names: Vec<&str> = errors.iter().map(|e| e.name).collect();
+    assert_eq!(names, ["DOCKHAND_SWARM", "DOCKHAND_SWARM_POLL_INTERVAL"]);
+}

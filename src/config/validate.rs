@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use dockhand_discovery::contract;
+use dockhand_discovery::{contract, SwarmMode};
 use dockhand_proxy::spec::HttpsPolicy;
 use dockhand_proxy::ProxyConfig;
 
@@ -98,6 +98,16 @@ impl Args {
         let shutdown_grace = c.duration("DOCKHAND_SHUTDOWN_GRACE", &self.shutdown_grace);
         let resync_interval = c.duration("DOCKHAND_RESYNC_INTERVAL", &self.resync_interval);
         let worker_threads = c.number("DOCKHAND_WORKER_THREADS", &self.worker_threads);
+        let swarm = c.check("DOCKHAND_SWARM", &self.swarm, str::parse::<SwarmMode>);
+        let swarm_poll_interval =
+            c.duration("DOCKHAND_SWARM_POLL_INTERVAL", &self.swarm_poll_interval);
+        if swarm_poll_interval.is_zero() {
+            c.check(
+                "DOCKHAND_SWARM_POLL_INTERVAL",
+                &self.swarm_poll_interval,
+                |_| Err::<(), _>("must be longer than zero"),
+            );
+        }
         if !c.errors.is_empty() {
             return Err(c.errors);
         }
@@ -119,6 +129,8 @@ impl Args {
                 own_container: self.container.clone().filter(|c| !c.is_empty()),
                 resync_interval,
                 https,
+                swarm: swarm.unwrap_or_default(),
+                swarm_poll_interval,
                 ..Default::default()
             },
             default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),

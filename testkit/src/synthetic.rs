@@ -9,11 +9,17 @@
 //! two requests of its own that a bench uses to change the set:
 //! - `POST /synthetic/containers/<i>`: container `i` starts (`start`);
 //! - `DELETE /synthetic/containers/<i>`: it is removed (`die`, `destroy`).
+//!
+//! It can also play a Swarm manager ([`SyntheticEngine::enable_swarm`]): `/info` then reports
+//! an active manager node, and `/services` and `/tasks` serve the service and task objects a
+//! test sets ([`SyntheticEngine::set_service`], [`SyntheticEngine::set_tasks`]), whole and
+//! unfiltered; changing a service sends a `service` event.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -41,6 +47,12 @@ pub struct SyntheticEngine {
     /// Container ID → its `docker inspect` JSON, serialised once.
     running: RwLock<BTreeMap<String, Bytes>>,
     events: broadcast::Sender<Bytes>,
+    /// Whether `/info` reports a Swarm manager.
+    swarm: AtomicBool,
+    /// Swarm services by ID, as `GET /services` lists them.
+    services: RwLock<BTreeMap<String, Value>>,
+    /// Swarm tasks, as `GET /tasks` lists them.
+    tasks: RwLock<Vec<Value>>,
 }
 
 impl SyntheticEngine {
@@ -52,6 +64,9 @@ impl SyntheticEngine {
             backend,
             running: RwLock::default(),
             events: broadcast::channel(EVENT_BACKLOG).0,
+            swarm: AtomicBool::new(false),
+            services: RwLock::default(),
+            tasks: RwLock::default(),
         })
     }
 
@@ -84,10 +99,12 @@ impl SyntheticEngine {
                 StatusCode::OK,
                 &json!({ "Version": "synthetic", "ApiVersion": "1.45", "MinAPIVersion": "1.24" }),
             ),
-            (&Method::GET, ["info"]) => json_response(
-                StatusCode::OK,
-                &json!({ "ID": "synthetic", "SystemTime": rfc3339_now() }),
-            ),
+            (&Method::GET, ["info"]) => json_response(StatusCode::OK, &self.info()),
+            (&Method::GET, ["services"]) => self.list_services(),
+            (&Method::GET, ["tasks"]) => {
+                let tasks = self.tasks.read().unwrap_or_else(|e| e.into_inner());
+                json_response(StatusCode::OK, &Value::Array(tasks.clone()))
+            }
             (&Method::GET, ["events"]) => self.event_stream(),
             (&Method::GET, ["containers", "json"]) => self.list(),
             (&Method::GET, ["containers", id, "json"]) => self.inspect(id),
@@ -95,6 +112,76 @@ impl SyntheticEngine {
             (&Method::DELETE, ["synthetic", "containers", i]) => self.change(i, false),
             _ => not_found(&format!("page not found: {path}")),
         }
+    }
+
+    /// `/info`: with Swarm on, an active manager node's `Swarm` section.
+    fn info(&self) -> Value {
+        let mut info = json!({ "ID": "synthetic", "SystemTime": rfc3339_now() });
+        if self.swarm.load(Ordering::Acquire) {
+            info["Swarm"] = json!({
+                "NodeID": "synthetic-node",
+                "LocalNodeState": "active",
+                "ControlAvailable": true,
+            });
+        }
+        info
+    }
+
+    /// `/services`: answered by managers only, as the Engine does.
+    fn list_services(&self) -> Response<Body> {
+        if !self.swarm.load(Ordering::Acquire) {
+            let message = "This node is not a swarm manager.";
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({ "message": message }),
+            );
+        }
+        let services = self.services.read().unwrap_or_else(|e| e.into_inner());
+        json_response(
+            StatusCode::OK,
+            &Value::Array(services.values().cloned().collect()),
+        )
+    }
+
+    /// The engine becomes a Swarm manager: `/info` says so, `/services` and `/tasks` answer.
+    pub fn enable_swarm(&self) {
+        self.swarm.store(true, Ordering::Release);
+    }
+
+    /// Adds `service` (a `docker service inspect` object), or replaces the one of its `ID`,
+    /// and sends a `service` `update` event.
+    pub fn set_service(&self, service: Value) {
+        let id = service["ID"].as_str().unwrap_or_default().to_owned();
+        self.services
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.clone(), service);
+        self.emit_service(&id, "update");
+    }
+
+    /// Removes the service `id` (its tasks stay until [`SyntheticEngine::set_tasks`] changes
+    /// them), with a `service` `remove` event.
+    pub fn remove_service(&self, id: &str) {
+        let removed = self
+            .services
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if removed.is_some() {
+            self.emit_service(id, "remove");
+        }
+    }
+
+    /// Every task from now on (task objects as `GET /tasks` returns them). No event: the
+    /// Engine sends none for tasks either.
+    pub fn set_tasks(&self, tasks: Vec<Value>) {
+        *self.tasks.write().unwrap_or_else(|e| e.into_inner()) = tasks;
+    }
+
+    fn emit_service(&self, id: &str, action: &str) {
+        let event =
+            json!({ "Type": "service", "Action": action, "Actor": { "ID": id }, "scope": "swarm" });
+        let _ = self.events.send(Bytes::from(format!("{event}\n")));
     }
 
     /// Every container, as `docker ps` lists them (dockhand asks only for running ones, and

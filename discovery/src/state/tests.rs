@@ -138,3 +138,18 @@ fn invalid_and_unhealthy_containers_are_described_as_the_contract_says() {
     let readiness = vhosts[0].paths[0].backends[0].readiness;
     assert_eq!(readiness, dockhand_spec::Readiness::Failing);
 }
+
+#[test]
+fn swarm_task_containers_are_left_to_the_swarm_provider() {
+    let (mut state, recorder) = state();
+    let plain = running("plain", 2, &["VIRTUAL_HOST=a.test"]);
+    let mut task = running("web.1.x7f", 3, &["VIRTUAL_HOST=a.test"]);
+    let labels = HashMap::from([("com.docker.swarm.task.id".to_owned(), "x7f0task".to_owned())]);
+    task.config.get_or_insert_with(Default::default).labels = Some(labels);
+    state.replace_all(vec![plain, task.clone()]);
+    state.publish_full();
+    assert_eq!(recorder.take(), [["full a.test → plain@172.17.0.2:80"]]);
+    // An event about the task's container changes nothing either.
+    state.upsert(task);
+    assert!(!state.publish_changes());
+}

@@ -1,0 +1,347 @@
+//! The Swarm provider's loop: poll services and tasks, publish what changed.
+//!
+//! The Engine sends no task events, so tasks are polled (every `swarm_poll_interval`, 1 s by
+//! default), and at once on service and node events (an update, a scale, a node going down).
+//! A poll that finds what was last published publishes nothing.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use bollard::models::{EventMessageTypeEnum, LocalNodeState, Service, SwarmInfo, SystemInfo};
+use bollard::query_parameters::EventsOptions;
+use bollard::Docker;
+use dockhand_spec::{Publication, Publish, VhostSpec};
+use futures_util::{FutureExt, StreamExt};
+use tokio::time::{self, Instant, MissedTickBehavior};
+use tracing::{info, warn};
+
+use super::{fetch, swarm_vhosts, SwarmTask};
+use crate::contract::Reach;
+use crate::engine::{self, EngineError};
+use crate::{Config, DiscoveryMetrics, SwarmMode};
+
+/// First pause before reconnecting; doubles up to `Config::max_backoff`.
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+/// How often an engine that is not a manager is asked again.
+const ROLE_RECHECK: Duration = Duration::from_secs(30);
+
+/// What the engine is to Swarm, from `/info`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A manager: services and tasks can be listed.
+    Manager,
+    /// A worker: Swarm's API answers only on managers.
+    Worker,
+    /// Not in a swarm (or joining, locked, failed).
+    None,
+}
+
+/// The engine's role: a manager when `Swarm.ControlAvailable` is true, a worker when its node
+/// is `active` without it.
+pub fn role(info: &SystemInfo) -> Role {
+    let swarm: Option<&SwarmInfo> = info.swarm.as_ref();
+    let state = swarm.and_then(|s| s.local_node_state);
+    match (swarm.and_then(|s| s.control_available), state) {
+        (Some(true), _) => Role::Manager,
+        (_, Some(LocalNodeState::ACTIVE)) => Role::Worker,
+        _ => Role::None,
+    }
+}
+
+/// Runs the Swarm provider forever: keeps what it describes to `publisher` (a handle for
+/// [`super::PROVIDER`]) in step with the services and tasks of the manager at
+/// `config.docker_host`, and survives the engine going away (the last routes keep serving).
+///
+/// With [`SwarmMode::Auto`] it stays idle (asking again every 30 s) while the engine is not a
+/// manager; with [`SwarmMode::On`] it also warns that dockhand must run on one.
+pub async fn run(config: Config, publisher: impl Publish + 'static, metrics: DiscoveryMetrics) {
+    if config.swarm == SwarmMode::Off {
+        return;
+    }
+    let mut poller = Poller::new(Box::new(publisher), metrics);
+    let mut seen = None;
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        let started = Instant::now();
+        let error = session(&config, &mut poller, &mut seen).await;
+        if matches!(error, EngineError::NotManager) {
+            backoff = MIN_BACKOFF;
+            time::sleep(ROLE_RECHECK).await;
+            continue;
+        }
+        warn!(%error, docker_host = %config.docker_host, retry_in = ?backoff, "swarm: lost the docker engine; serving the last routes");
+        if started.elapsed() > config.max_backoff {
+            backoff = MIN_BACKOFF;
+        }
+        time::sleep(backoff).await;
+        backoff = (backoff * 2).min(config.max_backoff);
+    }
+}
+
+/// Says once per change what the engine's role means for the Swarm provider.
+fn announce(mode: SwarmMode, role: Role, seen: &mut Option<Role>) {
+    if *seen == Some(role) {
+        return;
+    }
+    *seen = Some(role);
+    match (role, mode) {
+        (Role::Manager, _) => info!("swarm: the engine is a manager; following its services"),
+        (Role::Worker, _) => warn!(
+            "swarm: the engine is a swarm worker, not a manager; dockhand must run on a \
+             manager (or reach one through DOCKER_HOST) to follow Swarm services"
+        ),
+        (Role::None, SwarmMode::On) => warn!(
+            "swarm: DOCKHAND_SWARM=true but the engine is not in a swarm; dockhand must run \
+             on a swarm manager to follow services"
+        ),
+        (Role::None, _) => info!("swarm: the engine is not in a swarm; Swarm provider idle"),
+    }
+}
+
+/// One connection's life: returns why it ended.
+async fn session(config: &Config, poller: &mut Poller, seen: &mut Option<Role>) -> EngineError {
+    match follow(config, poller, seen).await {
+        Ok(never) => match never {},
+        Err(e) => e,
+    }
+}
+
+async fn follow(
+    config: &Config,
+    poller: &mut Poller,
+    seen: &mut Option<Role>,
+) -> Result<std::convert::Infallible, EngineError> {
+    let docker = engine::connect(&config.docker_host).await?;
+    let role = role(&docker.info().await?);
+    announce(config.swarm, role, seen);
+    if role != Role::Manager {
+        return Err(EngineError::NotManager);
+    }
+    let mut events = docker.events(Some(events_options()));
+    let reach = engine::whereabouts(&docker, config.own_container.as_deref())
+        .await?
+        .reach;
+    let mut tick = time::interval(config.swarm_poll_interval);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let event = event.ok_or(EngineError::StreamEnded)??;
+                let mut wanted = is_swarm_event(event.typ);
+                // Coalesce a burst: one poll for whatever is already queued.
+                while let Some(event) = events.next().now_or_never().flatten() {
+                    wanted |= is_swarm_event(event?.typ);
+                }
+                if !wanted {
+                    continue;
+                }
+                tick.reset();
+            }
+            _ = tick.tick() => {}
+        }
+        let polled = poll(&docker, config, &reach).await;
+        poller.apply(polled, config);
+    }
+}
+
+fn is_swarm_event(kind: Option<EventMessageTypeEnum>) -> bool {
+    matches!(
+        kind,
+        Some(EventMessageTypeEnum::SERVICE | EventMessageTypeEnum::NODE)
+    )
+}
+
+fn events_options() -> EventsOptions {
+    let kinds = vec!["service".to_owned(), "node".to_owned()];
+    EventsOptions {
+        since: None,
+        until: None,
+        filters: Some(HashMap::from([("type".to_owned(), kinds)])),
+    }
+}
+
+/// What one poll found: every service, and the vhosts their running tasks make.
+struct Polled {
+    vhosts: Vec<VhostSpec>,
+    errors: Vec<String>,
+}
+
+async fn poll(docker: &Docker, config: &Config, reach: &Reach) -> Result<Polled, EngineError> {
+    let services: Vec<Service> = docker.list_services(None).await?;
+    let mut tasks: Vec<SwarmTask> =
+        fetch::get_json(&config.docker_host, fetch::RUNNING_TASKS).await?;
+    // The engine's order is not stable; backends are named and ordered the same every poll.
+    tasks.sort_by(|a, b| a.task.id.cmp(&b.task.id));
+    let mut by_service: HashMap<&str, Vec<SwarmTask>> = HashMap::new();
+    for task in &tasks {
+        let service = task.task.service_id.as_deref().unwrap_or_default();
+        by_service.entry(service).or_default().push(task.clone());
+    }
+    let pairs = services.iter().map(|s| {
+        let id = s.id.as_deref().unwrap_or_default();
+        (s, by_service.get(id).map_or(&[][..], Vec::as_slice))
+    });
+    let (vhosts, errors) = swarm_vhosts(pairs, reach, &config.https);
+    let errors = errors.iter().map(ToString::to_string).collect();
+    Ok(Polled { vhosts, errors })
+}
+
+/// What the provider published last, and where it publishes.
+struct Poller {
+    publisher: Box<dyn Publish>,
+    metrics: DiscoveryMetrics,
+    /// The last publication, `None` before the first.
+    published: Option<Vec<VhostSpec>>,
+    /// The refused services' errors of the last poll, each logged once.
+    errors: BTreeSet<String>,
+    /// Whether the last poll failed, so that a run of failures is logged once.
+    failing: bool,
+}
+
+impl Poller {
+    fn new(publisher: Box<dyn Publish>, metrics: DiscoveryMetrics) -> Poller {
+        Poller {
+            publisher,
+            metrics,
+            published: None,
+            errors: BTreeSet::new(),
+            failing: false,
+        }
+    }
+
+    /// Publishes what a poll found when it differs from the last publication; a failed poll
+    /// is counted (and logged when it starts a run of failures), and changes nothing.
+    fn apply(&mut self, polled: Result<Polled, EngineError>, config: &Config) {
+        self.metrics.swarm_polls.inc();
+        let polled = match polled {
+            Ok(polled) => polled,
+            Err(error) => {
+                self.metrics.swarm_poll_errors.inc();
+                if !std::mem::replace(&mut self.failing, true) {
+                    warn!(%error, docker_host = %config.docker_host, "swarm: poll failed; serving the last routes");
+                }
+                return;
+            }
+        };
+        if std::mem::replace(&mut self.failing, false) {
+            info!("swarm: polling again");
+        }
+        let errors: BTreeSet<String> = polled.errors.into_iter().collect();
+        for error in errors.difference(&self.errors) {
+            warn!(%error, "swarm: skipping service: invalid settings");
+        }
+        self.errors = errors;
+        if self.published.as_ref() == Some(&polled.vhosts) {
+            return;
+        }
+        self.count_tasks(&polled.vhosts);
+        self.publisher
+            .publish(Publication::Full(polled.vhosts.clone()));
+        self.published = Some(polled.vhosts);
+    }
+
+    /// `dockhand_swarm_tasks_routed{vhost}`: the distinct tasks behind each vhost.
+    fn count_tasks(&self, vhosts: &[VhostSpec]) {
+        let gauge = &self.metrics.swarm_tasks_routed;
+        gauge.reset();
+        for vhost in vhosts {
+            let tasks: BTreeSet<&str> = (vhost.paths.iter().flat_map(|p| &p.backends))
+                .map(|b| b.id.as_str())
+                .collect();
+            let count = i64::try_from(tasks.len()).unwrap_or(i64::MAX);
+            gauge.with_label_values(&[&vhost.host]).set(count);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use dockhand_spec::{BackendSpec, PathSpec, Readiness};
+    use prometheus::Registry;
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Publication>>>);
+
+    impl Publish for Recorder {
+        fn publish(&mut self, publication: Publication) {
+            self.0.lock().unwrap().push(publication);
+        }
+    }
+
+    fn info(swarm: serde_json::Value) -> SystemInfo {
+        serde_json::from_value(json!({ "Swarm": swarm })).unwrap()
+    }
+
+    #[test]
+    fn the_role_comes_from_control_available_and_the_node_state() {
+        let manager = json!({"LocalNodeState": "active", "ControlAvailable": true, "NodeID": "n1"});
+        assert_eq!(role(&info(manager)), Role::Manager);
+        let worker = json!({"LocalNodeState": "active", "ControlAvailable": false});
+        assert_eq!(role(&info(worker)), Role::Worker);
+        let none = json!({"LocalNodeState": "inactive", "ControlAvailable": false});
+        assert_eq!(role(&info(none)), Role::None);
+        assert_eq!(role(&SystemInfo::default()), Role::None);
+    }
+
+    fn vhost(host: &str, tasks: &[&str]) -> VhostSpec {
+        let backends = (tasks.iter())
+            .map(|t| BackendSpec {
+                name: format!("web.{t}"),
+                id: (*t).to_owned(),
+                addr: None,
+                readiness: Readiness::Ready,
+            })
+            .collect();
+        let path = PathSpec {
+            path: "/".to_owned(),
+            dest: None,
+            proto: Default::default(),
+            balance: Default::default(),
+            keepalive: Default::default(),
+            network_access: Default::default(),
+            backends,
+        };
+        VhostSpec {
+            host: host.to_owned(),
+            paths: vec![path],
+            https: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_poll_publishes_only_what_differs_and_a_failed_one_nothing() {
+        let registry = Registry::new();
+        let metrics = DiscoveryMetrics::new(&registry).unwrap();
+        let recorder = Recorder::default();
+        let mut poller = Poller::new(Box::new(recorder.clone()), metrics.clone());
+        let config = Config::default();
+        let found = |vhosts: Vec<VhostSpec>| {
+            Ok(Polled {
+                vhosts,
+                errors: vec!["service bad: VIRTUAL_PORT".into()],
+            })
+        };
+        poller.apply(found(vec![vhost("a.test", &["t1", "t2"])]), &config);
+        poller.apply(found(vec![vhost("a.test", &["t1", "t2"])]), &config);
+        poller.apply(Err(EngineError::StreamEnded), &config);
+        poller.apply(found(vec![vhost("a.test", &["t1"])]), &config);
+        poller.apply(found(vec![]), &config);
+        let published = recorder.0.lock().unwrap().clone();
+        assert_eq!(
+            published,
+            [
+                Publication::Full(vec![vhost("a.test", &["t1", "t2"])]),
+                Publication::Full(vec![vhost("a.test", &["t1"])]),
+                Publication::Full(vec![]),
+            ]
+        );
+        assert_eq!(metrics.swarm_polls.get(), 5);
+        assert_eq!(metrics.swarm_poll_errors.get(), 1);
+        assert_eq!(poller.errors.len(), 1);
+    }
+}
