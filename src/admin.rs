@@ -84,21 +84,22 @@ impl Admin {
         }
     }
 
-    /// Ready once the first full sync is published; the body also says whether the engine is
-    /// connected right now (dockhand keeps serving its last table while it is not).
+    /// Ready once the containers' first full sync is published and, with the Swarm provider
+    /// on, the engine is a manager whose first poll is published ([`Status::readiness`]); a
+    /// 503 says why not. The body also says whether the engine is connected right now
+    /// (dockhand keeps serving its last table while it is not).
     fn readiness(&self) -> Response<Full<Bytes>> {
         let engine = if self.status.engine_up() {
             "up"
         } else {
             "down"
         };
-        if self.status.is_ready() {
-            text(StatusCode::OK, &format!("ready\ndocker engine: {engine}\n"))
-        } else {
-            text(
+        match self.status.readiness() {
+            Ok(()) => text(StatusCode::OK, &format!("ready\ndocker engine: {engine}\n")),
+            Err(why) => text(
                 StatusCode::SERVICE_UNAVAILABLE,
-                &format!("not ready: first sync pending\ndocker engine: {engine}\n"),
-            )
+                &format!("not ready: {why}\ndocker engine: {engine}\n"),
+            ),
         }
     }
 

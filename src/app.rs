@@ -113,7 +113,7 @@ impl App {
         info!(dir = %config.certs_dir.display(), ?report, "certificates loaded");
         tokio::spawn(self.certs.clone().watch(config.certs_poll_interval));
         let table = self.publisher.reader();
-        let status = Status::new();
+        let status = Status::with_swarm(config.discovery.swarm);
         let providers = spawn_providers(
             &config,
             &self.publisher,
@@ -177,6 +177,7 @@ fn spawn_providers(
         providers.push(tokio::spawn(dockhand_discovery::swarm::run(
             config.discovery.clone(),
             publisher.provider(dockhand_discovery::swarm::PROVIDER),
+            status.clone(),
             metrics,
         )));
     }

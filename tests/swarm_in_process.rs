@@ -1,9 +1,11 @@
 //! The Swarm provider in process, against testkit's synthetic engine playing a Swarm manager:
 //! a service routed by a service label, one backend per task on the task's own address (never
-//! on `ingress`), scaling followed, a task leaving before its container stops, removal → 503.
+//! on `ingress`), scaling followed, a task leaving before its container stops, removal → 503;
+//! `/readyz` waits for the first poll, and says why with `--swarm=true` off a manager.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -109,26 +111,21 @@ fn expected(port: u16, slots: &[u8]) -> BTreeSet<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn swarm_services_are_routed_to_their_tasks_and_followed() {
-    let backend = echo::spawn(echo::Config {
-        ports: vec![0],
-        name: "task".to_owned(),
-        ..echo::Config::default()
-    })
-    .expect("the echo backend starts");
-    let port = backend.addr().port();
-    let fixture = serde_json::from_str(include_str!("../discovery/tests/fixtures/app-web-1.json"))
-        .expect("the fixture is JSON");
-    let engine = SyntheticEngine::new(fixture, SocketAddr::from(([127, 0, 0, 1], port)));
-    engine.enable_swarm();
-    engine.set_service(service(port, 2));
-    engine.set_tasks(vec![task(1, "running"), task(2, "running")]);
+/// dockhand running in process against `engine` with `--swarm=true`.
+struct Running {
+    http: SocketAddr,
+    admin: SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<Result<(), dockhand::app::AppError>>,
+    engine: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(engine: &Arc<SyntheticEngine>) -> Running {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let socket = dir.path().join("engine.sock");
     let listener = UnixListener::bind(&socket).expect("the engine's socket binds");
     let serving_engine = tokio::spawn(engine.clone().serve(listener));
-
     let args = Args::try_parse_from([
         "dockhand",
         "--bind=127.0.0.1",
@@ -151,6 +148,59 @@ async fn swarm_services_are_routed_to_their_tasks_and_followed() {
     let running = tokio::spawn(app.run(async {
         let _ = stopped.await;
     }));
+    Running {
+        http,
+        admin,
+        stop,
+        running,
+        engine: serving_engine,
+        _dir: dir,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        self.stop.send(()).expect("the app is still running");
+        let ended = tokio::time::timeout(DEADLINE, self.running).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+        self.engine.abort();
+    }
+}
+
+fn synthetic(port: u16) -> Arc<SyntheticEngine> {
+    let fixture = serde_json::from_str(include_str!("../discovery/tests/fixtures/app-web-1.json"))
+        .expect("the fixture is JSON");
+    SyntheticEngine::new(fixture, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_services_are_routed_to_their_tasks_and_followed() {
+    let backend = echo::spawn(echo::Config {
+        ports: vec![0],
+        name: "task".to_owned(),
+        ..echo::Config::default()
+    })
+    .expect("the echo backend starts");
+    let port = backend.addr().port();
+    let engine = synthetic(port);
+    engine.enable_swarm();
+    engine.set_service(service(port, 2));
+    engine.set_tasks(vec![task(1, "running"), task(2, "running")]);
+    let app = start(&engine).await;
+    let (http, admin) = (app.http, app.admin);
+
+    // Ready only once the first poll is published: the tasks are in the table by then.
+    eventually("/readyz 200", || async {
+        get(admin, "admin", "/readyz").await.0 == 200
+    })
+    .await;
+    assert_eq!(backends(admin).await, expected(port, &[1, 2]));
+    let (_, routes) = get(admin, "admin", "/api/routes").await;
+    let routes: Value = serde_json::from_str(&routes).expect("JSON");
+    let first = &routes["table"]["vhosts"][0]["paths"][0]["backends"][0];
+    assert_eq!(first["provider"], "swarm", "{first}");
+    let origin = json!({"service": "web", "task": "task-1", "slot": 1, "node": "synthetic-node"});
+    assert_eq!(first["swarm"], origin, "{first}");
 
     // One backend per task, each on its own overlay address (never ingress, never a VIP).
     eventually("two tasks routed", || async {
@@ -195,8 +245,19 @@ async fn swarm_services_are_routed_to_their_tasks_and_followed() {
     let (_, metrics) = get(admin, "admin", "/metrics").await;
     assert!(metrics.contains("dockhand_swarm_polls_total"), "{metrics}");
 
-    stop.send(()).expect("the app is still running");
-    let ended = tokio::time::timeout(DEADLINE, running).await;
-    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
-    serving_engine.abort();
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swarm_true_without_a_manager_is_not_ready_and_says_why() {
+    let engine = synthetic(9);
+    let app = start(&engine).await;
+    eventually("/readyz 503 naming the swarm", || async {
+        let (status, body) = get(app.admin, "admin", "/readyz").await;
+        status == 503 && body.contains("not in a swarm")
+    })
+    .await;
+    let (_, routes) = get(app.admin, "admin", "/api/routes").await;
+    assert!(routes.contains("\"ready\": false"), "{routes}");
+    app.stop().await;
 }

@@ -303,6 +303,16 @@ fn virtual_host_routes(
     Ok(hosts)
 }
 
+/// Whether `env` (`KEY=VALUE` entries) or `labels` set `name` to something other than blank,
+/// as [`parse_settings`] reads them.
+pub(crate) fn is_set(
+    env: Option<&[String]>,
+    labels: Option<&HashMap<String, String>>,
+    name: &str,
+) -> bool {
+    Settings::new(env, labels).get(name).is_some()
+}
+
 /// A container's settings: environment variables, overridden by labels of the same name.
 struct Settings<'a> {
     env: HashMap<&'a str, &'a str>,

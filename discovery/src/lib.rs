@@ -14,22 +14,23 @@
 //! - [`swarm`]: the Swarm services provider: its contract (pure) and its poll loop.
 //! - `engine`: connecting to Docker and telling where dockhand itself runs.
 //! - `state`: the containers known right now, and publishing their descriptions.
+//! - `status`: what the admin listener reports (readiness, the engine, the Swarm role).
 //! - `watch`: the event loop (subscribe, sync, apply events, resync, reconnect).
 
 pub mod contract;
 mod engine;
 mod metrics;
 mod state;
+mod status;
 pub mod swarm;
 pub mod table;
 mod watch;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 pub use engine::{validate_host, EngineError};
 pub use metrics::DiscoveryMetrics;
+pub use status::{NotReady, Status};
 pub use watch::run;
 
 use dockhand_spec::ProviderId;
@@ -94,39 +95,6 @@ impl Default for Config {
             swarm: SwarmMode::Auto,
             swarm_poll_interval: Duration::from_secs(1),
         }
-    }
-}
-
-/// What the admin listener reports about discovery.
-#[derive(Debug, Default)]
-pub struct Status {
-    ready: AtomicBool,
-    engine_up: AtomicBool,
-}
-
-impl Status {
-    /// A fresh status: not ready, engine down.
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// True once the first full sync with Docker has been published.
-    pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
-    }
-
-    /// True while dockhand holds a working connection (event stream) to the engine.
-    pub fn engine_up(&self) -> bool {
-        self.engine_up.load(Ordering::Acquire)
-    }
-
-    /// Ready only ever turns on: the first full sync has been published.
-    fn set_ready(&self) {
-        self.ready.fetch_or(true, Ordering::Release);
-    }
-
-    fn set_engine_up(&self, up: bool) {
-        self.engine_up.swap(up, Ordering::Release);
     }
 }
 

@@ -15,12 +15,14 @@
 //! differs from the last one. `DOCKHAND_SWARM` (`auto`, `true`, `false`) and the manager check
 //! ([`role`]) decide whether it polls; the containers provider skips task containers.
 //!
+//! Third step: [`crate::Status`] holds the engine's role and the first published poll, for
+//! `/readyz`; each backend carries its task's origin (service, task, slot, node); a service
+//! routed to port 80 for want of `VIRTUAL_PORT` is logged once; `deploy/stack.yaml`.
+//!
 //! Not done yet:
-//! - `/readyz` says nothing of Swarm (the role, the first poll); dockhand's own networks
-//!   (the reach) are read when the provider connects, not on its network events.
-//! - The log line "no `VIRTUAL_PORT`, using 80" once per service, and showing the node of a
-//!   backend (`BackendSpec` has no field for it; only global services' backend names carry it).
-//! - The stack file in `deploy/`, tests against a real single-node and multi-node swarm, and
+//! - dockhand's own networks (the reach) are read when the provider connects, not on its
+//!   network events.
+//! - Tests against a real single-node and multi-node swarm, and
 //!   measuring a poll with 1,000 tasks.
 //! - A service whose tasks are all not running yields no vhost at all (as a stopped container
 //!   does), so its hosts answer as unknown ones rather than with 503 from a known vhost.
@@ -36,7 +38,7 @@ use dockhand_spec::ProviderId;
 
 pub use contract::{
     is_routable_task, parse_service, routed_tasks, service_name, swarm_vhosts, task_address,
-    task_name, SwarmError,
+    task_name, task_origin, uses_fallback_port, SwarmError,
 };
 pub use poll::{role, run, Role};
 pub use task::{AttachedNetwork, AttachedNetworkSpec, NetworkAttachment, SwarmTask};

@@ -146,6 +146,7 @@ fn backend(routed: &RoutedContainer, route: &PathRoute) -> BackendSpec {
         name: routed.routes.name.clone(),
         id: routed.routes.id.clone(),
         readiness: routed.readiness,
+        origin: dockhand_spec::Origin::Container,
     }
 }
 

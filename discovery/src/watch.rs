@@ -52,7 +52,7 @@ pub async fn run(
         let error = session(&config, &mut state, &status, &metrics).await;
         status.set_engine_up(false);
         metrics.engine_up.set(0);
-        if status.is_ready() {
+        if status.is_synced() {
             warn!(%error, docker_host = %config.docker_host, retry_in = ?backoff, "lost the docker engine; serving the last routes");
         } else {
             warn!(%error, docker_host = %config.docker_host, retry_in = ?backoff, "cannot reach the docker engine yet; retrying");
@@ -99,7 +99,7 @@ async fn watch(
     full_sync(&docker, state, metrics).await?;
     status.set_engine_up(true);
     metrics.engine_up.set(1);
-    status.set_ready();
+    status.set_synced();
     info!(
         containers = state.container_count(),
         "Watching docker events"

@@ -26,7 +26,9 @@ use crate::host::{HostMatcher, HostPattern};
 use crate::metrics::VhostMetrics;
 use crate::path::PathMatcher;
 use crate::policy::auth::AuthFiles;
-use crate::spec::{Balance, HttpsPolicy, Keepalive, NetworkAccess, Proto, Readiness, VhostSpec};
+use crate::spec::{
+    Balance, HttpsPolicy, Keepalive, NetworkAccess, Proto, Readiness, TaskOrigin, VhostSpec,
+};
 
 /// An immutable snapshot of every vhost, path and backend. Serializes as `/api/routes` shows it.
 #[derive(Serialize)]
@@ -124,6 +126,11 @@ struct Backend {
     reachable: bool,
     #[serde(rename = "health")]
     readiness: Readiness,
+    /// `docker` or `swarm`.
+    provider: &'static str,
+    /// The Swarm service, task, slot and node; left out for a container.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swarm: Option<TaskOrigin>,
 }
 
 /// The live part of a backend in `/api/routes`: `in_flight`, `ejected`,

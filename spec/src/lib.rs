@@ -150,6 +150,54 @@ pub struct BackendSpec {
     pub addr: Option<SocketAddr>,
     /// Whether it may get traffic now. Default [`Readiness::Unchecked`] (no check: ready).
     pub readiness: Readiness,
+    /// Where it comes from (which provider, which Swarm service, task and node). Default
+    /// [`Origin::Container`].
+    pub origin: Origin,
+}
+
+/// Where a backend comes from, for `/api/routes`, the dashboard and logs; routing ignores it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub enum Origin {
+    /// A container seen by the containers provider (the default); its name and ID are the
+    /// backend's own.
+    #[default]
+    Container,
+    /// A Swarm task seen by the Swarm provider.
+    Task(TaskOrigin),
+}
+
+impl Origin {
+    /// The provider's name as `/api/routes` shows it: `docker` or `swarm`.
+    pub fn provider(&self) -> &'static str {
+        match self {
+            Origin::Container => "docker",
+            Origin::Task(_) => "swarm",
+        }
+    }
+
+    /// The Swarm task's details; `None` for a container.
+    pub fn task(&self) -> Option<&TaskOrigin> {
+        match self {
+            Origin::Container => None,
+            Origin::Task(task) => Some(task),
+        }
+    }
+}
+
+/// The Swarm service, task and node behind a backend. Serialized with the keys `service`,
+/// `task`, and `slot` and `node` when known.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+pub struct TaskOrigin {
+    /// The service's name (its ID when it has none).
+    pub service: String,
+    /// The task ID (also the backend's `id`).
+    pub task: String,
+    /// The task's slot in a replicated service; `None` for a global service. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slot: Option<i64>,
+    /// The ID of the node the task runs on; `None` while unassigned. Default: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Whether a backend may get traffic, from whatever check its provider knows (a Docker

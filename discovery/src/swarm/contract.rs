@@ -4,10 +4,12 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use bollard::models::{Service, TaskState};
-use dockhand_spec::{HttpsPolicy, Readiness, VhostSpec};
+use dockhand_spec::{HttpsPolicy, Origin, Readiness, TaskOrigin, VhostSpec};
 
 use super::task::{NetworkAttachment, SwarmTask};
-use crate::contract::{parse_settings, ContainerRoutes, ContractError, Reach, FALLBACK_PORT};
+use crate::contract::{
+    is_set, parse_settings, ContainerRoutes, ContractError, Reach, FALLBACK_PORT,
+};
 use crate::table::{build_spec, RoutedContainer};
 
 /// The routing-mesh network's name; its addresses go through IPVS, which balances for
@@ -43,6 +45,33 @@ pub fn service_name(service: &Service) -> String {
 /// these that sets a name wins. No image `EXPOSE` is known for a service, so the port without
 /// `VIRTUAL_PORT` is [`FALLBACK_PORT`]. The result's `id` and `name` are the service's.
 pub fn parse_service(service: &Service) -> Result<Option<ContainerRoutes>, SwarmError> {
+    let (env, labels) = settings(service);
+    let name = service_name(service);
+    parse_settings(
+        service.id.as_deref().unwrap_or_default(),
+        &name,
+        env,
+        Some(&labels),
+        FALLBACK_PORT,
+    )
+    .map_err(|error| SwarmError {
+        service: name,
+        error,
+    })
+}
+
+/// True when `service` is routed by `VIRTUAL_HOST` without `VIRTUAL_PORT`, so that its tasks
+/// get [`FALLBACK_PORT`] (no image `EXPOSE` is known for a service). Multiports entries
+/// without a `port` are not counted.
+pub fn uses_fallback_port(service: &Service) -> bool {
+    let (env, labels) = settings(service);
+    let set = |name| is_set(env, Some(&labels), name);
+    set("VIRTUAL_HOST") && !set("VIRTUAL_HOST_MULTIPORTS") && !set("VIRTUAL_PORT")
+}
+
+/// The service's container-spec env, and its labels: the container spec's, overridden by the
+/// service's own.
+fn settings(service: &Service) -> (Option<&[String]>, HashMap<String, String>) {
     let spec = service.spec.as_ref();
     let container = spec
         .and_then(|s| s.task_template.as_ref())
@@ -52,18 +81,7 @@ pub fn parse_service(service: &Service) -> Result<Option<ContainerRoutes>, Swarm
     // Service labels are what `deploy.labels` set, and the containers never carry them; they
     // override the container spec's so a stack can re-route an image without rebuilding it.
     labels.extend(spec.and_then(|s| s.labels.clone()).unwrap_or_default());
-    let name = service_name(service);
-    parse_settings(
-        service.id.as_deref().unwrap_or_default(),
-        &name,
-        container.and_then(|c| c.env.as_deref()),
-        Some(&labels),
-        FALLBACK_PORT,
-    )
-    .map_err(|error| SwarmError {
-        service: name,
-        error,
-    })
+    (container.and_then(|c| c.env.as_deref()), labels)
 }
 
 /// True while `task` should get traffic: the orchestrator wants it running and it runs.
@@ -124,6 +142,17 @@ pub fn task_name(service: &str, task: &SwarmTask) -> String {
     format!("{service}.{suffix}")
 }
 
+/// Where a backend for `task` of the service named `service` comes from.
+pub fn task_origin(service: &str, task: &SwarmTask) -> TaskOrigin {
+    let t = &task.task;
+    TaskOrigin {
+        service: service.to_owned(),
+        task: t.id.clone().unwrap_or_default(),
+        slot: t.slot.filter(|slot| *slot > 0),
+        node: t.node_id.clone().filter(|node| !node.is_empty()),
+    }
+}
+
 /// One backend per routable task of the service `routes` describes ([`parse_service`]):
 /// named by [`task_name`], with the task ID as its id, at [`task_address`], ready.
 ///
@@ -165,13 +194,28 @@ pub fn swarm_vhosts<'a>(
     https: &HttpsPolicy,
 ) -> (Vec<VhostSpec>, Vec<SwarmError>) {
     let mut routed = Vec::new();
+    let mut origins: HashMap<String, TaskOrigin> = HashMap::new();
     let mut errors = Vec::new();
     for (service, tasks) in services {
         match parse_service(service) {
-            Ok(Some(routes)) => routed.extend(routed_tasks(&routes, tasks, reach)),
+            Ok(Some(routes)) => {
+                let found = routed_tasks(&routes, tasks, reach);
+                for task in tasks.iter().filter(|t| t.task.id.is_some()) {
+                    let origin = task_origin(&routes.name, task);
+                    origins.insert(origin.task.clone(), origin);
+                }
+                routed.extend(found);
+            }
             Ok(None) => {}
             Err(e) => errors.push(e),
         }
     }
-    (build_spec(&routed, None, https).vhosts, errors)
+    let mut vhosts = build_spec(&routed, None, https).vhosts;
+    let backends = (vhosts.iter_mut().flat_map(|v| &mut v.paths)).flat_map(|p| &mut p.backends);
+    for backend in backends {
+        if let Some(origin) = origins.get(&backend.id) {
+            backend.origin = Origin::Task(origin.clone());
+        }
+    }
+    (vhosts, errors)
 }

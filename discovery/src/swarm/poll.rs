@@ -5,6 +5,7 @@
 //! A poll that finds what was last published publishes nothing.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bollard::models::{EventMessageTypeEnum, LocalNodeState, Service, SwarmInfo, SystemInfo};
@@ -15,26 +16,16 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
-use super::{fetch, swarm_vhosts, SwarmTask};
+use super::{fetch, service_name, swarm_vhosts, uses_fallback_port, SwarmTask};
 use crate::contract::Reach;
 use crate::engine::{self, EngineError};
-use crate::{Config, DiscoveryMetrics, SwarmMode};
+pub use crate::status::Role;
+use crate::{Config, DiscoveryMetrics, Status, SwarmMode};
 
 /// First pause before reconnecting; doubles up to `Config::max_backoff`.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 /// How often an engine that is not a manager is asked again.
 const ROLE_RECHECK: Duration = Duration::from_secs(30);
-
-/// What the engine is to Swarm, from `/info`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// A manager: services and tasks can be listed.
-    Manager,
-    /// A worker: Swarm's API answers only on managers.
-    Worker,
-    /// Not in a swarm (or joining, locked, failed).
-    None,
-}
 
 /// The engine's role: a manager when `Swarm.ControlAvailable` is true, a worker when its node
 /// is `active` without it.
@@ -53,12 +44,18 @@ pub fn role(info: &SystemInfo) -> Role {
 /// `config.docker_host`, and survives the engine going away (the last routes keep serving).
 ///
 /// With [`SwarmMode::Auto`] it stays idle (asking again every 30 s) while the engine is not a
-/// manager; with [`SwarmMode::On`] it also warns that dockhand must run on one.
-pub async fn run(config: Config, publisher: impl Publish + 'static, metrics: DiscoveryMetrics) {
+/// manager; with [`SwarmMode::On`] it also warns that dockhand must run on one. The role it
+/// finds and its first published poll go to `status` (made by [`Status::with_swarm`]).
+pub async fn run(
+    config: Config,
+    publisher: impl Publish + 'static,
+    status: Arc<Status>,
+    metrics: DiscoveryMetrics,
+) {
     if config.swarm == SwarmMode::Off {
         return;
     }
-    let mut poller = Poller::new(Box::new(publisher), metrics);
+    let mut poller = Poller::new(Box::new(publisher), status, metrics);
     let mut seen = None;
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -113,6 +110,7 @@ async fn follow(
 ) -> Result<std::convert::Infallible, EngineError> {
     let docker = engine::connect(&config.docker_host).await?;
     let role = role(&docker.info().await?);
+    poller.status.set_swarm_role(role);
     announce(config.swarm, role, seen);
     if role != Role::Manager {
         return Err(EngineError::NotManager);
@@ -164,6 +162,8 @@ fn events_options() -> EventsOptions {
 struct Polled {
     vhosts: Vec<VhostSpec>,
     errors: Vec<String>,
+    /// The services routed to port 80 for want of `VIRTUAL_PORT`.
+    fallback: Vec<String>,
 }
 
 async fn poll(docker: &Docker, config: &Config, reach: &Reach) -> Result<Polled, EngineError> {
@@ -183,28 +183,41 @@ async fn poll(docker: &Docker, config: &Config, reach: &Reach) -> Result<Polled,
     });
     let (vhosts, errors) = swarm_vhosts(pairs, reach, &config.https);
     let errors = errors.iter().map(ToString::to_string).collect();
-    Ok(Polled { vhosts, errors })
+    let fallback = (services.iter().filter(|s| uses_fallback_port(s)))
+        .map(service_name)
+        .collect();
+    Ok(Polled {
+        vhosts,
+        errors,
+        fallback,
+    })
 }
 
 /// What the provider published last, and where it publishes.
 struct Poller {
     publisher: Box<dyn Publish>,
+    status: Arc<Status>,
     metrics: DiscoveryMetrics,
     /// The last publication, `None` before the first.
     published: Option<Vec<VhostSpec>>,
     /// The refused services' errors of the last poll, each logged once.
     errors: BTreeSet<String>,
+    /// The services of the last poll routed to port 80 without `VIRTUAL_PORT`, each logged
+    /// once.
+    fallback: BTreeSet<String>,
     /// Whether the last poll failed, so that a run of failures is logged once.
     failing: bool,
 }
 
 impl Poller {
-    fn new(publisher: Box<dyn Publish>, metrics: DiscoveryMetrics) -> Poller {
+    fn new(publisher: Box<dyn Publish>, status: Arc<Status>, metrics: DiscoveryMetrics) -> Poller {
         Poller {
             publisher,
+            status,
             metrics,
             published: None,
             errors: BTreeSet::new(),
+            fallback: BTreeSet::new(),
             failing: false,
         }
     }
@@ -231,6 +244,11 @@ impl Poller {
             warn!(%error, "swarm: skipping service: invalid settings");
         }
         self.errors = errors;
+        let fallback: BTreeSet<String> = polled.fallback.into_iter().collect();
+        for service in fallback.difference(&self.fallback) {
+            info!(%service, "swarm: no VIRTUAL_PORT and no known EXPOSE; using port 80");
+        }
+        self.fallback = fallback;
         if self.published.as_ref() == Some(&polled.vhosts) {
             return;
         }
@@ -238,6 +256,7 @@ impl Poller {
         self.publisher
             .publish(Publication::Full(polled.vhosts.clone()));
         self.published = Some(polled.vhosts);
+        self.status.set_swarm_polled();
     }
 
     /// `dockhand_swarm_tasks_routed{vhost}`: the distinct tasks behind each vhost.
@@ -295,6 +314,7 @@ mod tests {
                 id: (*t).to_owned(),
                 addr: None,
                 readiness: Readiness::Ready,
+                origin: Default::default(),
             })
             .collect();
         let path = PathSpec {
@@ -318,15 +338,23 @@ mod tests {
         let registry = Registry::new();
         let metrics = DiscoveryMetrics::new(&registry).unwrap();
         let recorder = Recorder::default();
-        let mut poller = Poller::new(Box::new(recorder.clone()), metrics.clone());
+        let status = Status::with_swarm(SwarmMode::On);
+        let mut poller = Poller::new(Box::new(recorder.clone()), status.clone(), metrics.clone());
         let config = Config::default();
         let found = |vhosts: Vec<VhostSpec>| {
             Ok(Polled {
                 vhosts,
                 errors: vec!["service bad: VIRTUAL_PORT".into()],
+                fallback: vec!["web".into()],
             })
         };
+        status.set_synced();
+        status.set_swarm_role(Role::Manager);
+        poller.apply(Err(EngineError::StreamEnded), &config);
+        assert_eq!(status.readiness(), Err(crate::NotReady::SwarmFirstPoll));
         poller.apply(found(vec![vhost("a.test", &["t1", "t2"])]), &config);
+        assert_eq!(status.readiness(), Ok(()));
+        assert_eq!(poller.fallback.len(), 1);
         poller.apply(found(vec![vhost("a.test", &["t1", "t2"])]), &config);
         poller.apply(Err(EngineError::StreamEnded), &config);
         poller.apply(found(vec![vhost("a.test", &["t1"])]), &config);
@@ -340,8 +368,8 @@ mod tests {
                 Publication::Full(vec![]),
             ]
         );
-        assert_eq!(metrics.swarm_polls.get(), 5);
-        assert_eq!(metrics.swarm_poll_errors.get(), 1);
+        assert_eq!(metrics.swarm_polls.get(), 6);
+        assert_eq!(metrics.swarm_poll_errors.get(), 2);
         assert_eq!(poller.errors.len(), 1);
     }
 }

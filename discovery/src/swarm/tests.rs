@@ -284,6 +284,29 @@ fn default_port_is_80_whatever_else_is_set() {
 }
 
 #[test]
+fn port_80_is_noted_only_without_virtual_port_or_multiports() {
+    assert!(uses_fallback_port(&service("fx-swarm-a")));
+    assert!(!uses_fallback_port(&service("fx-swarm-b")));
+    let labelled = service_with(&["VIRTUAL_HOST=x.test"], &[("VIRTUAL_PORT", "81")], &[]);
+    assert!(!uses_fallback_port(&labelled));
+    assert!(!uses_fallback_port(&service_with(&[], &[], &[])));
+}
+
+#[test]
+fn backends_say_which_service_task_slot_and_node_they_come_from() {
+    let vhosts = vhosts("fx-swarm-a", &tasks("fx-swarm-a"), &reach(&[NET]));
+    let origin = &only_path(&vhosts).backends[0].origin;
+    assert_eq!(origin.provider(), "swarm");
+    let expected = dockhand_spec::TaskOrigin {
+        service: "fx-swarm-a".to_owned(),
+        task: A_TASK_1.to_owned(),
+        slot: Some(1),
+        node: Some(NODE.to_owned()),
+    };
+    assert_eq!(origin.task(), Some(&expected));
+}
+
+#[test]
 fn multiports_and_balancing_come_through_the_container_contract() {
     let s = service_with(
         &[],

@@ -16,6 +16,7 @@ fn backend(name: &str, ip: u8) -> BackendSpec {
         id: format!("{name}-id"),
         addr: Some(([10, 0, 0, ip], 80).into()),
         readiness: Readiness::Unchecked,
+        origin: Default::default(),
     }
 }
 

@@ -307,6 +307,8 @@ fn build_route(host: &str, spec: &PathSpec, cursor: usize, registry: &BackendReg
             reachable: state.is_some(),
             readiness: b.readiness,
             state: StateView(state),
+            provider: b.origin.provider(),
+            swarm: b.origin.task().cloned(),
         });
     }
     Route {

@@ -10,6 +10,7 @@ fn backend(name: &str, addr: Option<&str>) -> BackendSpec {
         name: name.to_owned(),
         id: format!("{name}-id"),
         readiness: Default::default(),
+        origin: Default::default(),
     }
 }
 

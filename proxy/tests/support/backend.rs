@@ -139,6 +139,7 @@ impl Backend {
             name: self.name.clone(),
             id: format!("{}-id", self.name),
             readiness: Default::default(),
+            origin: Default::default(),
         }
     }
 

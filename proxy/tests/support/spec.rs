@@ -87,6 +87,7 @@ impl PathExt for PathSpec {
             name: name.to_owned(),
             id: format!("{name}-id"),
             readiness: Default::default(),
+            origin: Default::default(),
         });
         self
     }
