@@ -10,8 +10,8 @@
 //!   `fetch::get_json` does;
 //! * `parse_services`: the `/services` body into `Vec<Service>`, as bollard's `list_services`
 //!   does;
-//! * `group`: the poll's own step between fetching and describing, copied here since it is private to
-//!   `poll.rs`: sort the tasks by ID, and group clones of them by service ID;
+//! * `group`: the poll's step between fetching and describing, [`group_tasks`]: sort the tasks
+//!   by service and ID, and key each service's slice of them by its ID;
 //! * `swarm_vhosts`: the descriptions of every service and its tasks;
 //! * `unchanged`: the poller's "nothing new" test, `published == Some(&vhosts)` on a
 //!   `Vec<VhostSpec>` equal to (but built apart from) the last publication;
@@ -28,7 +28,7 @@ use std::net::Ipv4Addr;
 use bollard::models::{Service, Task, TaskState};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use dockhand_discovery::contract::Reach;
-use dockhand_discovery::swarm::{swarm_vhosts, NetworkAttachment, SwarmTask};
+use dockhand_discovery::swarm::{group_tasks, swarm_vhosts, NetworkAttachment, SwarmTask};
 use dockhand_spec::{HttpsPolicy, VhostSpec};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -132,27 +132,15 @@ struct SlimStatus {
     state: Option<TaskState>,
 }
 
-/// `poll.rs`'s step between fetching and describing: sorted by ID, then grouped (cloned)
-/// by service.
-fn group(tasks: &mut [SwarmTask]) -> HashMap<&str, Vec<SwarmTask>> {
-    tasks.sort_by(|a, b| a.task.id.cmp(&b.task.id));
-    let mut by_service: HashMap<&str, Vec<SwarmTask>> = HashMap::new();
-    for task in tasks.iter() {
-        let service = task.task.service_id.as_deref().unwrap_or_default();
-        by_service.entry(service).or_default().push(task.clone());
-    }
-    by_service
-}
-
 fn describe(
     services: &[Service],
-    by_service: &HashMap<&str, Vec<SwarmTask>>,
+    by_service: &HashMap<&str, &[SwarmTask]>,
     reach: &Reach,
     https: &HttpsPolicy,
 ) -> Vec<VhostSpec> {
     let pairs = services.iter().map(|s| {
         let id = s.id.as_deref().unwrap_or_default();
-        (s, by_service.get(id).map_or(&[][..], Vec::as_slice))
+        (s, by_service.get(id).copied().unwrap_or(&[]))
     });
     let (vhosts, errors) = swarm_vhosts(pairs, reach, https);
     assert!(errors.is_empty(), "no service refused: {errors:?}");
@@ -168,7 +156,7 @@ fn steady_poll(
 ) -> bool {
     let services = parse_services(&bodies.services);
     let mut tasks = parse_tasks(&bodies.tasks);
-    let by_service = group(&mut tasks);
+    let by_service = group_tasks(&mut tasks);
     let vhosts = describe(&services, &by_service, reach, https);
     published.as_ref() == Some(&vhosts)
 }
@@ -186,7 +174,7 @@ fn poll(c: &mut Criterion) {
         let service_list = parse_services(&bodies.services);
         let mut tasks = parse_tasks(&bodies.tasks);
         assert_eq!((service_list.len(), tasks.len()), (services, total));
-        let by_service = group(&mut tasks);
+        let by_service = group_tasks(&mut tasks);
         let vhosts = describe(&service_list, &by_service, &reach, &https);
         assert_eq!(vhosts.len(), services, "one vhost per service");
         let backends: Vec<_> = (vhosts.iter())
@@ -203,7 +191,12 @@ fn poll(c: &mut Criterion) {
             .all(|t| t.networks.as_ref().is_some_and(|n| !n.is_empty())));
         assert_eq!(slim.len(), total);
         let mut again = parse_tasks(&bodies.tasks);
-        let published = Some(describe(&service_list, &group(&mut again), &reach, &https));
+        let published = Some(describe(
+            &service_list,
+            &group_tasks(&mut again),
+            &reach,
+            &https,
+        ));
         assert!(steady_poll(&bodies, &reach, &https, &published));
 
         let mut bench = c.benchmark_group(format!("swarm_poll/{shape}"));
@@ -227,7 +220,7 @@ fn poll(c: &mut Criterion) {
         bench.bench_function("group", |b| {
             b.iter_batched_ref(
                 || parse_tasks(&bodies.tasks),
-                |tasks| group(black_box(tasks)).len(),
+                |tasks| group_tasks(black_box(tasks)).len(),
                 BatchSize::LargeInput,
             );
         });

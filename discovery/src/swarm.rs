@@ -37,11 +37,11 @@ mod task;
 use dockhand_spec::ProviderId;
 
 pub use contract::{
-    is_routable_task, parse_service, routed_tasks, service_name, swarm_vhosts, task_address,
-    task_name, task_origin, uses_fallback_port, SwarmError,
+    group_tasks, is_routable_task, parse_service, routed_tasks, service_name, swarm_vhosts,
+    task_address, task_name, task_origin, uses_fallback_port, SwarmError,
 };
 pub use poll::{role, run, Role};
-pub use task::{AttachedNetwork, AttachedNetworkSpec, NetworkAttachment, SwarmTask};
+pub use task::{AttachedNetwork, AttachedNetworkSpec, NetworkAttachment, SwarmTask, TaskStatus};
 
 /// The id the Swarm provider publishes its descriptions under.
 pub const PROVIDER: ProviderId = ProviderId::new("swarm");

@@ -16,7 +16,7 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tracing::{info, warn};
 
-use super::{fetch, service_name, swarm_vhosts, uses_fallback_port, SwarmTask};
+use super::{fetch, group_tasks, service_name, swarm_vhosts, uses_fallback_port, SwarmTask};
 use crate::contract::Reach;
 use crate::engine::{self, EngineError};
 pub use crate::status::Role;
@@ -170,16 +170,10 @@ async fn poll(docker: &Docker, config: &Config, reach: &Reach) -> Result<Polled,
     let services: Vec<Service> = docker.list_services(None).await?;
     let mut tasks: Vec<SwarmTask> =
         fetch::get_json(&config.docker_host, fetch::RUNNING_TASKS).await?;
-    // The engine's order is not stable; backends are named and ordered the same every poll.
-    tasks.sort_by(|a, b| a.task.id.cmp(&b.task.id));
-    let mut by_service: HashMap<&str, Vec<SwarmTask>> = HashMap::new();
-    for task in &tasks {
-        let service = task.task.service_id.as_deref().unwrap_or_default();
-        by_service.entry(service).or_default().push(task.clone());
-    }
+    let by_service = group_tasks(&mut tasks);
     let pairs = services.iter().map(|s| {
         let id = s.id.as_deref().unwrap_or_default();
-        (s, by_service.get(id).map_or(&[][..], Vec::as_slice))
+        (s, by_service.get(id).copied().unwrap_or(&[]))
     });
     let (vhosts, errors) = swarm_vhosts(pairs, reach, &config.https);
     let errors = errors.iter().map(ToString::to_string).collect();

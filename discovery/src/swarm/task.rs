@@ -1,20 +1,46 @@
 //! A Swarm task with the network attachments that bollard's model leaves out.
 
-use bollard::models::Task;
+use bollard::models::TaskState;
 use serde::Deserialize;
 
-/// A task as `GET /tasks` and `docker inspect <task>` return it.
+/// A task as `GET /tasks` and `docker inspect <task>` return it: only what routing reads.
 ///
-/// bollard's [`Task`] has no `NetworksAttachments` (the Engine's API spec omits the field),
-/// and those hold the task's own addresses, which are what dockhand connects to.
+/// bollard's `Task` has no `NetworksAttachments` (the Engine's API spec omits the field), and
+/// those hold the task's own addresses, which are what dockhand connects to. Nor does dockhand
+/// need the rest of it: parsing bollard's whole model (each task carries its full spec) was
+/// most of a poll's cost at 1,000 tasks, 5 of 8 ms (`discovery/benches/swarm.rs`), and so was
+/// keeping bollard's field names through `#[serde(flatten)]`, which buffers every field first.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 pub struct SwarmTask {
-    /// Every field bollard knows (ID, ServiceID, Slot, NodeID, Status, DesiredState, …).
-    #[serde(flatten)]
-    pub task: Task,
+    /// The task ID.
+    #[serde(rename = "ID", default)]
+    pub id: Option<String>,
+    /// The service the task belongs to.
+    #[serde(rename = "ServiceID", default)]
+    pub service_id: Option<String>,
+    /// The node it runs on.
+    #[serde(rename = "NodeID", default)]
+    pub node_id: Option<String>,
+    /// Its slot in a replicated service (none in a global one).
+    #[serde(rename = "Slot", default)]
+    pub slot: Option<i64>,
+    /// What the orchestrator wants: `running` while the task is meant to serve.
+    #[serde(rename = "DesiredState", default)]
+    pub desired_state: Option<TaskState>,
+    /// What the node reports.
+    #[serde(rename = "Status", default)]
+    pub status: Option<TaskStatus>,
     /// The networks the task is attached to, each with its addresses on it.
     #[serde(rename = "NetworksAttachments", default)]
     pub networks: Option<Vec<NetworkAttachment>>,
+}
+
+/// A task's observed state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+pub struct TaskStatus {
+    /// `running` once the container runs (and, with a health check, is healthy).
+    #[serde(rename = "State", default)]
+    pub state: Option<TaskState>,
 }
 
 /// One network of a task and the task's addresses on it.

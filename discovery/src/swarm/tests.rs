@@ -178,7 +178,7 @@ fn tasks_on_unshared_networks_are_not_routed() {
 fn desired_state_shutdown_is_not_routed() {
     let mut tasks = tasks("fx-swarm-a");
     // As during an update or scale-down: still running, but leaving.
-    tasks[0].task.desired_state = Some(TaskState::SHUTDOWN);
+    tasks[0].desired_state = Some(TaskState::SHUTDOWN);
     assert!(!is_routable_task(&tasks[0]));
     let vhosts = vhosts("fx-swarm-a", &tasks, &reach(&[NET]));
     assert_eq!(backend_ids(&vhosts), [A_TASK_2]);
@@ -187,7 +187,7 @@ fn desired_state_shutdown_is_not_routed() {
 #[test]
 fn observed_state_starting_is_not_routed() {
     let mut tasks = tasks("fx-swarm-a");
-    if let Some(status) = tasks[1].task.status.as_mut() {
+    if let Some(status) = tasks[1].status.as_mut() {
         status.state = Some(TaskState::STARTING);
     }
     assert!(!is_routable_task(&tasks[1]));
@@ -199,7 +199,7 @@ fn observed_state_starting_is_not_routed() {
 fn no_running_task_means_no_vhost() {
     let mut tasks = tasks("fx-swarm-a");
     for t in &mut tasks {
-        t.task.status = None;
+        t.status = None;
     }
     assert_eq!(vhosts("fx-swarm-a", &tasks, &reach(&[NET])), []);
 }
@@ -369,11 +369,11 @@ fn tasks_of_other_services_are_ignored() {
 fn task_names_follow_slot_then_node_then_id() {
     let mut t = tasks("fx-swarm-a").remove(0);
     assert_eq!(task_name("web", &t), "web.1");
-    t.task.slot = None;
+    t.slot = None;
     assert_eq!(task_name("web", &t), format!("web.{NODE}"));
-    t.task.node_id = None;
+    t.node_id = None;
     assert_eq!(task_name("web", &t), format!("web.{A_TASK_1}"));
-    t.task.id = None;
+    t.id = None;
     assert_eq!(task_name("web", &t), "web.");
 }
 
