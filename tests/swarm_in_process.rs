@@ -3,52 +3,18 @@
 //! on `ingress`), scaling followed, a task leaving before its container stops, removal → 503;
 //! `/readyz` waits for the first poll, and says why with `--swarm=true` off a manager.
 
+mod in_process;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use clap::Parser;
-use dockhand::app::App;
-use dockhand::config::Args;
 use dockhand_testkit::echo;
-use dockhand_testkit::synthetic::SyntheticEngine;
+use in_process::{eventually, get, start, synthetic};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UnixListener};
 
-const DEADLINE: Duration = Duration::from_secs(10);
 const HOST: &str = "web.swarm.local";
-
-/// `GET path` with `Host: host` on a new connection: status (0 when nothing answered) and body.
-async fn get(addr: SocketAddr, host: &str, path: &str) -> (u16, String) {
-    let Ok(mut stream) = TcpStream::connect(addr).await else {
-        return (0, String::new());
-    };
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).await.is_err() {
-        return (0, String::new());
-    }
-    let mut answer = Vec::new();
-    let _ = tokio::time::timeout(DEADLINE, stream.read_to_end(&mut answer)).await;
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = (answer.split(' ').nth(1)).and_then(|code| code.parse().ok());
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
-    (status.unwrap_or(0), body.unwrap_or_default())
-}
-
-/// Polls `check` until it holds, or fails with `what` after the deadline.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "not within {DEADLINE:?}: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
+/// The Swarm provider on, polling often.
+const SWARM: &[&str] = &["--swarm=true", "--swarm-poll-interval=50ms"];
 
 /// Every backend in `/api/routes` as `task ID@address`.
 async fn backends(admin: SocketAddr) -> BTreeSet<String> {
@@ -111,68 +77,6 @@ fn expected(port: u16, slots: &[u8]) -> BTreeSet<String> {
         .collect()
 }
 
-/// dockhand running in process against `engine` with `--swarm=true`.
-struct Running {
-    http: SocketAddr,
-    admin: SocketAddr,
-    stop: tokio::sync::oneshot::Sender<()>,
-    running: tokio::task::JoinHandle<Result<(), dockhand::app::AppError>>,
-    engine: tokio::task::JoinHandle<std::io::Result<()>>,
-    _dir: tempfile::TempDir,
-}
-
-async fn start(engine: &Arc<SyntheticEngine>) -> Running {
-    let dir = tempfile::tempdir().expect("a temporary folder");
-    let socket = dir.path().join("engine.sock");
-    let listener = UnixListener::bind(&socket).expect("the engine's socket binds");
-    let serving_engine = tokio::spawn(engine.clone().serve(listener));
-    let args = Args::try_parse_from([
-        "dockhand",
-        "--bind=127.0.0.1",
-        "--http-port=0",
-        "--https-port=0",
-        "--admin=127.0.0.1:0",
-        &format!("--docker-host=unix://{}", socket.display()),
-        &format!("--certs-dir={}", dir.path().display()),
-        "--shutdown-grace=1s",
-        "--swarm=true",
-        "--swarm-poll-interval=50ms",
-    ])
-    .expect("flags parse");
-    let config = args.validate().expect("a valid configuration");
-    let app = App::build(config, vec![tokio::runtime::Handle::current()])
-        .await
-        .expect("the app builds");
-    let (http, admin) = (app.http_addr(), app.admin_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(app.run(async {
-        let _ = stopped.await;
-    }));
-    Running {
-        http,
-        admin,
-        stop,
-        running,
-        engine: serving_engine,
-        _dir: dir,
-    }
-}
-
-impl Running {
-    async fn stop(self) {
-        self.stop.send(()).expect("the app is still running");
-        let ended = tokio::time::timeout(DEADLINE, self.running).await;
-        assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
-        self.engine.abort();
-    }
-}
-
-fn synthetic(port: u16) -> Arc<SyntheticEngine> {
-    let fixture = serde_json::from_str(include_str!("../discovery/tests/fixtures/app-web-1.json"))
-        .expect("the fixture is JSON");
-    SyntheticEngine::new(fixture, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_services_are_routed_to_their_tasks_and_followed() {
     let backend = echo::spawn(echo::Config {
@@ -186,7 +90,7 @@ async fn swarm_services_are_routed_to_their_tasks_and_followed() {
     engine.enable_swarm();
     engine.set_service(service(port, 2));
     engine.set_tasks(vec![task(1, "running"), task(2, "running")]);
-    let app = start(&engine).await;
+    let app = start(&engine, SWARM).await;
     let (http, admin) = (app.http, app.admin);
 
     // Ready only once the first poll is published: the tasks are in the table by then.
@@ -251,7 +155,7 @@ async fn swarm_services_are_routed_to_their_tasks_and_followed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swarm_true_without_a_manager_is_not_ready_and_says_why() {
     let engine = synthetic(9);
-    let app = start(&engine).await;
+    let app = start(&engine, SWARM).await;
     eventually("/readyz 503 naming the swarm", || async {
         let (status, body) = get(app.admin, "admin", "/readyz").await;
         status == 503 && body.contains("not in a swarm")
