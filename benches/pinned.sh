@@ -43,7 +43,8 @@
 # under $OUT if set, else benches/out/. Progress goes to stderr.
 #
 # Other settings: PROXY_CORES="1 2 4" (override the k list), BACKEND=echo, BUNDLE=path,
-# DOCKHAND_KEEPALIVE=1024 (the container's keepalive label; `auto` = dockhand's default).
+# DOCKHAND_KEEPALIVE=auto (the container's keepalive label: `auto`, dockhand's default, keeps
+# every idle connection; a number caps them, e.g. 1024 as nginx's `keepalive 1024`).
 # Time with the defaults (HTTP only): about 2 min per layout, so ~6 min on 16 CPUs (3 layouts)
 # and 106 s measured on 2 CPUs (1 layout); HTTPS=1 nearly doubles it (200 s measured on 2 CPUs,
 # ~11 min estimated on 16: use PROXY_CORES="1 4" or ROUNDS=2 to fit 7 min). SECS=3 ROUNDS=1 on
@@ -57,7 +58,7 @@ here=$(cd "$here" && pwd)
 source "$here/common.sh"
 secs=${SECS:-5}; rounds=${ROUNDS:-3}; conns_list=${CONNS:-64 256}; https=${HTTPS:-0}
 backend_kind=${BACKEND:-nginx}
-keepalive=${DOCKHAND_KEEPALIVE:-1024}
+keepalive=${DOCKHAND_KEEPALIVE:-auto}
 bundle=${BUNDLE:-$here/out/bundle}
 [[ "$secs" =~ ^[1-9][0-9]*$ && "$rounds" =~ ^[1-9][0-9]*$ && "$conns_list" =~ ^[0-9\ ]+$ ]] \
   || { echo "SECS, ROUNDS and CONNS must be numbers" >&2; exit 2; }
@@ -256,8 +257,9 @@ mkdir -p "$work/certs" "$work/htpasswd" "$work/acme" "$work/tmp"
 cat "$bundle/certs/bench.local.crt" > "$work/certs/bench.local.crt"
 cat "$bundle/certs/bench.local.key" > "$work/certs/bench.local.key"
 # The container dockhand routes, with its upstream keep-alive label set to $keepalive (nginx-proxy's
-# `…keepalive` label: what nginx's `keepalive 1024` is; `auto` is dockhand's default, 64 idle
-# connections per worker, which churns upstream connections with more clients than that).
+# `…keepalive` label: what nginx's `keepalive 1024` is; `auto` is dockhand's default, no cap, as
+# HAProxy's reuse: until 2026-12-04 it was 64 idle connections per worker, which churned upstream
+# connections with more clients than that).
 fixture=$(< "$bundle/pinned-container.json")
 label='"com.github.nginx-proxy.nginx-proxy.keepalive": '
 [[ $fixture == *"$label\"1024\""* ]] || { echo "the bundle's pinned-container.json has no keepalive label" >&2; exit 2; }

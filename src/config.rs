@@ -155,6 +155,12 @@ pub struct Args {
     #[arg(long, env = "DOCKHAND_POOL_IDLE_TIMEOUT", default_value = "90s")]
     pool_idle_timeout: String,
 
+    /// Idle connections kept per backend and worker where the `keepalive` label is `auto`: a
+    /// number, or `unlimited` (each connection a response frees is kept until the pool idle
+    /// timeout, as HAProxy does: no connection churn at any concurrency).
+    #[arg(long, env = "DOCKHAND_UPSTREAM_MAX_IDLE", default_value = "unlimited")]
+    upstream_max_idle: String,
+
     /// Largest request header block in bytes (larger gets 431).
     #[arg(long, env = "DOCKHAND_MAX_HEADER_SIZE", default_value = "65536")]
     max_header_size: String,

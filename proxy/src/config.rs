@@ -45,7 +45,13 @@ pub struct ProxyConfig {
     pub max_header_size: usize,
     /// How long an idle pooled backend connection is kept. Default 90 s.
     pub pool_idle_timeout: Duration,
-    /// Idle connections kept per backend for routes with `keepalive` `auto`. Default 64.
+    /// Idle connections kept per backend and per worker runtime for routes whose `keepalive`
+    /// is `auto`. Default `usize::MAX`: no cap, as HAProxy reuses. A connection is idle only
+    /// after a response freed it, so the pool never holds more than the peak number of requests
+    /// in flight to that backend, and the idle timeout closes what a burst left. A fixed cap
+    /// below the requests in flight makes every response beyond it close its connection and the
+    /// next request open one: at 256 client connections per worker, the former default of 64
+    /// opened a backend connection for most requests (measured in `benches/results/RESULTS.md`).
     pub pool_max_idle_per_host: usize,
     /// `TRUST_DOWNSTREAM_PROXY`: keep client `X-Forwarded-*` values. Default true.
     pub trust_downstream_proxy: bool,
@@ -101,7 +107,7 @@ impl Default for ProxyConfig {
             response_timeout: Duration::from_secs(60),
             max_header_size: 64 * 1024,
             pool_idle_timeout: Duration::from_secs(90),
-            pool_max_idle_per_host: 64,
+            pool_max_idle_per_host: usize::MAX,
             trust_downstream_proxy: true,
             access_log: true,
             max_connections: 10_000,

@@ -10,6 +10,8 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
 
+use crate::upstream::Opened;
+
 mod vhost;
 
 pub(crate) use vhost::{RetryReason, VhostMetrics};
@@ -27,7 +29,8 @@ const BUCKETS: [f64; 15] = [
 /// `dockhand_requests_total{vhost,class,method}`, `dockhand_request_duration_seconds{vhost}`,
 /// `dockhand_upstream_errors_total{vhost,kind}`, `dockhand_backends{vhost}`,
 /// `dockhand_retries_total{vhost,reason}` (`reason` is `connect` or `reset`),
-/// `dockhand_backend_ejections_total{vhost}` and `dockhand_h2_flood_closed_total`. The gauge
+/// `dockhand_backend_ejections_total{vhost}`, `dockhand_h2_flood_closed_total` and
+/// `dockhand_upstream_connections_opened_total{proto}`. The gauge
 /// `dockhand_backends_ejected{vhost}` reads the route table, so it is registered on its own, by
 /// [`register_ejected_gauge`](crate::register_ejected_gauge).
 #[derive(Clone)]
@@ -40,6 +43,8 @@ struct Inner {
     unknown: Arc<VhostMetrics>,
     /// `dockhand_h2_flood_closed_total`.
     h2_flood_closed: IntCounter,
+    /// `dockhand_upstream_connections_opened_total{proto}`.
+    upstream_opened: IntCounterVec,
     /// Handles of the vhosts of the newest table, reused by the next build.
     vhosts: Mutex<HashMap<String, Arc<VhostMetrics>>>,
 }
@@ -70,14 +75,24 @@ impl Metrics {
             "dockhand_h2_flood_closed_total",
             "HTTP/2 client connections closed for flooding the server with control frames.",
         )?;
+        let upstream_opened = IntCounterVec::new(
+            Opts::new(
+                "dockhand_upstream_connections_opened_total",
+                "Connections opened to backends, by protocol (http, https, h2c). Flat under \
+                 steady load when idle connections are reused.",
+            ),
+            &["proto"],
+        )?;
         families.register(registry)?;
         registry.register(Box::new(h2_flood_closed.clone()))?;
+        registry.register(Box::new(upstream_opened.clone()))?;
         let unknown = Arc::new(VhostMetrics::new(&families, UNKNOWN_VHOST));
         Ok(Metrics {
             inner: Arc::new(Inner {
                 families,
                 unknown,
                 h2_flood_closed,
+                upstream_opened,
                 vhosts: Mutex::new(HashMap::new()),
             }),
         })
@@ -86,6 +101,16 @@ impl Metrics {
     /// The counter of connections closed for a control-frame flood.
     pub(crate) fn h2_flood_closed(&self) -> IntCounter {
         self.inner.h2_flood_closed.clone()
+    }
+
+    /// The counters of backend connections opened, one per protocol.
+    pub(crate) fn upstream_opened(&self) -> Opened {
+        let proto = |name: &str| self.inner.upstream_opened.with_label_values(&[name]);
+        Opened {
+            http: proto("http"),
+            https: proto("https"),
+            h2c: proto("h2c"),
+        }
     }
 
     /// Handles for requests that matched no vhost.

@@ -11,6 +11,7 @@
 //! tried. It also tells the client's faults from the backend's.
 
 mod conn;
+mod counted;
 mod pool;
 mod request;
 mod tls;
@@ -30,18 +31,21 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio_rustls::TlsConnector;
 
 use self::conn::{Conn, Failed, Key};
+use self::counted::Counted;
 use self::pool::Pool;
 use crate::error::ErrorKind;
 use crate::spec::{Keepalive, Proto};
 
+pub(crate) use self::counted::Opened;
 pub(crate) use self::request::{Pending, Reclaim, Upload, UpstreamBody};
 
 /// Pool settings shared by every upstream client.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct PoolSettings {
     pub(crate) connect_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle_per_host: usize,
+    pub(crate) opened: Opened,
 }
 
 /// The connections of one data-plane runtime to every backend.
@@ -50,7 +54,7 @@ pub(crate) struct Upstream {
     pool: Arc<Pool>,
     tls: TlsConnector,
     /// h2c clients by idle limit (`keepalive` label), made on first use: limits are few.
-    h2c: DashMap<usize, Client<HttpConnector, UpstreamBody>>,
+    h2c: DashMap<usize, Client<Counted, UpstreamBody>>,
 }
 
 /// Why a request got no response head from its backend.
@@ -74,8 +78,8 @@ pub(crate) struct Lease {
 impl Upstream {
     pub(crate) fn new(settings: PoolSettings) -> Upstream {
         Upstream {
-            settings,
             pool: Arc::new(Pool::new(settings.idle_timeout)),
+            settings,
             tls: TlsConnector::from(Arc::new(tls::client_config())),
             h2c: DashMap::new(),
         }
@@ -134,9 +138,13 @@ impl Upstream {
                 // Boxed: connecting (with its TLS handshake state) is rare next to reusing a
                 // pooled connection, and would make every request's future 1.4 KiB larger,
                 // which is copied as the future moves.
-                None => Box::pin(Conn::open(key, self.settings.connect_timeout, &self.tls))
-                    .await
-                    .map_err(SendError::Connect)?,
+                None => {
+                    let conn = Box::pin(Conn::open(key, self.settings.connect_timeout, &self.tls))
+                        .await
+                        .map_err(SendError::Connect)?;
+                    self.settings.opened.http1(key.tls).inc();
+                    conn
+                }
             };
             match conn.exchange(req).await {
                 Ok(response) => return Ok((response, conn)),
@@ -149,7 +157,7 @@ impl Upstream {
         }
     }
 
-    fn h2c_client(&self, max_idle: usize) -> Client<HttpConnector, UpstreamBody> {
+    fn h2c_client(&self, max_idle: usize) -> Client<Counted, UpstreamBody> {
         self.h2c
             .entry(max_idle)
             .or_insert_with(|| h2c_client(max_idle, &self.settings))
@@ -157,7 +165,7 @@ impl Upstream {
     }
 }
 
-fn h2c_client(max_idle: usize, settings: &PoolSettings) -> Client<HttpConnector, UpstreamBody> {
+fn h2c_client(max_idle: usize, settings: &PoolSettings) -> Client<Counted, UpstreamBody> {
     let mut tcp = HttpConnector::new();
     tcp.set_nodelay(true);
     tcp.set_connect_timeout(Some(settings.connect_timeout));
@@ -170,7 +178,10 @@ fn h2c_client(max_idle: usize, settings: &PoolSettings) -> Client<HttpConnector,
         // The proxy sets `Host` itself (the client's, not the backend address).
         .set_host(false)
         .http2_only(true)
-        .build(tcp)
+        .build(Counted {
+            inner: tcp,
+            opened: settings.opened.h2c.clone(),
+        })
 }
 
 impl Lease {

@@ -1,5 +1,5 @@
-//! Backend connections are kept alive and reused, within the route's idle limit and the idle
-//! timeout, and never reused half-read.
+//! Backend connections are kept alive and reused, within the route's idle limit (none by
+//! default) and the idle timeout, and never reused half-read.
 
 mod support;
 
@@ -104,8 +104,49 @@ async fn the_keepalive_label_caps_idle_connections() {
     }
     // The least recently used idle connections beyond the cap are closed.
     assert_eventually!(capped.open() == 1, "{} left open", capped.open());
-    assert_eq!(auto.open(), 4, "the default limit (64) keeps all four");
+    assert_eq!(auto.open(), 4, "no default limit: all four are kept");
     assert_eq!(auto.connections(), 4);
+}
+
+/// The former default kept 64 idle connections per backend: with more requests in flight than
+/// that, every response beyond it closed its connection and the next request opened one.
+#[tokio::test]
+async fn no_connection_churn_beyond_the_old_idle_limit() {
+    const CLIENTS: usize = 100;
+    let web = backend("web").held().start().await;
+    let proxy = proxy()
+        .start(table().vhost("web.tld", vec![path("/", &[&web])]).spec())
+        .await;
+    let held: Vec<_> = (0..CLIENTS)
+        .map(|_| tokio::spawn(get(proxy.addr, "web.tld", "/")))
+        .collect();
+    assert_eventually!(
+        web.requests() == CLIENTS,
+        "{} requests reached the backend",
+        web.requests()
+    );
+    web.release();
+    for request in held {
+        assert_eq!(request.await.unwrap().status, 200);
+    }
+    assert_eq!(web.open(), CLIENTS, "every freed connection is kept idle");
+    // Never more than CLIENTS in flight again, so no connection needs opening.
+    let addr = proxy.addr;
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    assert_eq!(get(addr, "web.tld", "/").await.status, 200);
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert_eq!(web.connections(), CLIENTS, "later requests reuse the first ones'");
+    let opened = format!("dockhand_upstream_connections_opened_total{{proto=\"http\"}} {CLIENTS}");
+    assert!(proxy.metrics_text().contains(&opened), "{}", proxy.metrics_text());
 }
 
 #[tokio::test]

@@ -146,3 +146,15 @@ fn swarm_is_auto_by_default_and_checked() {
     let names: Vec<&str> = errors.iter().map(|e| e.name).collect();
     assert_eq!(names, ["DOCKHAND_SWARM", "DOCKHAND_SWARM_POLL_INTERVAL"]);
 }
+
+#[test]
+fn upstream_idle_connections_are_uncapped_unless_a_number_is_given() {
+    let config = args(&[]).validate().expect("valid");
+    assert_eq!(config.proxy.pool_max_idle_per_host, usize::MAX);
+    let config = args(&["--upstream-max-idle", "32"])
+        .validate()
+        .expect("valid");
+    assert_eq!(config.proxy.pool_max_idle_per_host, 32);
+    let errors = args(&["--upstream-max-idle", "lots"]).validate().unwrap_err();
+    assert_eq!(errors[0].name, "DOCKHAND_UPSTREAM_MAX_IDLE");
+}

@@ -156,6 +156,13 @@ impl Args {
             connect_timeout: c.duration("DOCKHAND_CONNECT_TIMEOUT", &self.connect_timeout),
             response_timeout: c.duration("DOCKHAND_RESPONSE_TIMEOUT", &self.response_timeout),
             pool_idle_timeout: c.duration("DOCKHAND_POOL_IDLE_TIMEOUT", &self.pool_idle_timeout),
+            pool_max_idle_per_host: c
+                .check(
+                    "DOCKHAND_UPSTREAM_MAX_IDLE",
+                    &self.upstream_max_idle,
+                    parse_max_idle,
+                )
+                .unwrap_or_default(),
             max_header_size: c.number("DOCKHAND_MAX_HEADER_SIZE", &self.max_header_size),
             max_connections: c.number("DOCKHAND_MAX_CONNECTIONS", &self.max_connections),
             trust_downstream_proxy: self.trust_downstream_proxy,
@@ -225,4 +232,14 @@ impl Args {
                 .unwrap_or(defaults.acme_challenge),
         }
     }
+}
+
+/// `unlimited`, or a number of idle connections.
+fn parse_max_idle(value: &str) -> Result<usize, String> {
+    if value.eq_ignore_ascii_case("unlimited") {
+        return Ok(usize::MAX);
+    }
+    value
+        .parse()
+        .map_err(|_| "expected a number of connections or `unlimited`".to_owned())
 }

@@ -77,7 +77,7 @@ impl std::fmt::Debug for Proxy {
 impl Proxy {
     /// A proxy serving whatever table `table` holds at each request.
     pub fn new(config: ProxyConfig, table: TableReader, metrics: Metrics) -> Proxy {
-        let upstream = Arc::new(upstream(&config));
+        let upstream = Arc::new(upstream(&config, &metrics));
         let auth = BasicAuth::new(config.htpasswd_dir.clone());
         let eject = EjectPolicy::new(
             config.eject_after,
@@ -104,7 +104,7 @@ impl Proxy {
     pub fn with_own_pools(&self) -> Proxy {
         Proxy {
             shared: self.shared.clone(),
-            upstream: Arc::new(upstream(&self.shared.config)),
+            upstream: Arc::new(upstream(&self.shared.config, &self.shared.metrics)),
         }
     }
 
@@ -325,10 +325,11 @@ impl ProxyService {
     }
 }
 
-fn upstream(config: &ProxyConfig) -> Upstream {
+fn upstream(config: &ProxyConfig, metrics: &Metrics) -> Upstream {
     Upstream::new(PoolSettings {
         connect_timeout: config.connect_timeout,
         idle_timeout: config.pool_idle_timeout,
         max_idle_per_host: config.pool_max_idle_per_host,
+        opened: metrics.upstream_opened(),
     })
 }

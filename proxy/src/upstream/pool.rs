@@ -2,8 +2,9 @@
 //!
 //! A connection is checked out for one exchange (request, response head and body) and put back
 //! once its response body has been read to the end and it is idle. The most recently used one is
-//! taken first (its buffers and the backend's worker are warm); when more than the route's limit
-//! are idle, the least recently used one is closed, as nginx's `keepalive` does.
+//! taken first (its buffers and the backend's worker are warm). With a limit (the route's
+//! `keepalive` label, or `DOCKHAND_UPSTREAM_MAX_IDLE`) the least recently used one is closed
+//! when more are idle, as nginx's `keepalive` does; by default there is none, as in HAProxy.
 //!
 //! Nothing polls an idle connection, so a reaper task looks at them every few seconds: it closes
 //! those the backend closed and those idle for longer than the idle timeout. A checkout also
