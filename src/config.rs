@@ -211,7 +211,7 @@ pub struct Args {
     #[arg(long, env = "DOCKHAND_SWARM_POLL_INTERVAL", default_value = "1s")]
     swarm_poll_interval: String,
 
-    /// Data-plane worker threads, each with its own runtime (0 = one per two cores, at least one).
+    /// Data-plane worker threads, each with its own runtime (0 = one per core it may use).
     #[arg(long, env = "DOCKHAND_WORKER_THREADS", default_value = "0")]
     worker_threads: String,
 
@@ -242,7 +242,7 @@ pub struct Config {
     pub default_host: Option<String>,
     /// Grace period for draining on shutdown.
     pub shutdown_grace: Duration,
-    /// Data-plane worker threads (0 = one per two cores, at least one).
+    /// Data-plane worker threads (0 = one per core the process may use). Default 0.
     pub worker_threads: usize,
     /// Log filter directive.
     pub log_filter: String,

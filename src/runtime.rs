@@ -33,15 +33,18 @@ pub struct Workers {
 type Thread = (oneshot::Sender<()>, JoinHandle<()>);
 
 impl Workers {
-    /// Starts `count` worker threads (0 = one per two cores, at least one), each running a
-    /// current-thread runtime until dropped.
+    /// Starts `count` worker threads (0 = one per core the process may use: its CPU affinity
+    /// and cgroup quota, as `available_parallelism` reads them), each running a current-thread
+    /// runtime until dropped.
+    ///
+    /// One per core, as nginx's `worker_processes auto`: with the proxy pinned to k cores of its
+    /// own, k workers served 37.6k, 78.4k and 135.9k requests/s at k = 1, 2, 4 (the 16-core
+    /// entries of benches/results/RESULTS.md, 2026-12-04 17:48), so each core added is used;
+    /// on the 2-core shared bench, two workers did as well as one (0.97–1.05×), so nothing is
+    /// lost where the proxy shares its cores.
     pub fn start(count: usize) -> io::Result<Workers> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let count = if count == 0 {
-            (cores / 2).max(1)
-        } else {
-            count
-        };
+        let count = if count == 0 { cores } else { count };
         let mut workers = Workers {
             handles: Vec::with_capacity(count),
             threads: Vec::with_capacity(count),

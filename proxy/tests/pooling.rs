@@ -144,9 +144,17 @@ async fn no_connection_churn_beyond_the_old_idle_limit() {
     for client in clients {
         client.await.unwrap();
     }
-    assert_eq!(web.connections(), CLIENTS, "later requests reuse the first ones'");
+    assert_eq!(
+        web.connections(),
+        CLIENTS,
+        "later requests reuse the first ones'"
+    );
     let opened = format!("dockhand_upstream_connections_opened_total{{proto=\"http\"}} {CLIENTS}");
-    assert!(proxy.metrics_text().contains(&opened), "{}", proxy.metrics_text());
+    assert!(
+        proxy.metrics_text().contains(&opened),
+        "{}",
+        proxy.metrics_text()
+    );
 }
 
 #[tokio::test]

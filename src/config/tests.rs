@@ -155,6 +155,8 @@ fn upstream_idle_connections_are_uncapped_unless_a_number_is_given() {
         .validate()
         .expect("valid");
     assert_eq!(config.proxy.pool_max_idle_per_host, 32);
-    let errors = args(&["--upstream-max-idle", "lots"]).validate().unwrap_err();
+    let errors = args(&["--upstream-max-idle", "lots"])
+        .validate()
+        .unwrap_err();
     assert_eq!(errors[0].name, "DOCKHAND_UPSTREAM_MAX_IDLE");
 }
