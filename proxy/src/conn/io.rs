@@ -163,10 +163,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
                     let mut chunk = [0u8; LINGER_CHUNK];
                     let mut buf = ReadBuf::new(&mut chunk);
                     match Pin::new(&mut this.inner).poll_read(cx, &mut buf) {
-                        // Nothing waiting before anything was discarded: the client was not
-                        // sending, there is nothing to linger for (nginx lingers only when its
-                        // heuristics say the client may still send).
-                        Poll::Pending if discarded == 0 => return Poll::Ready(Ok(())),
+                        // Nothing waiting before anything was discarded, and no body the
+                        // client may still be sending: there is nothing to linger for (nginx
+                        // lingers only when its heuristics say the client may still send).
+                        // With a body, an empty socket proves nothing: the next chunk may be
+                        // on its way (measured: CI lost the answer to a 4 MiB upload).
+                        Poll::Pending
+                            if discarded == 0 && !this.state.uploading.load(Ordering::Relaxed) =>
+                        {
+                            return Poll::Ready(Ok(()))
+                        }
                         Poll::Pending => return Poll::Pending,
                         // The end of the client's stream, or a broken one: done either way.
                         Poll::Ready(Err(_)) => return Poll::Ready(Ok(())),

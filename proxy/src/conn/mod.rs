@@ -118,6 +118,9 @@ pub(crate) struct ConnState {
     linger: std::sync::atomic::AtomicBool,
     /// The stream is closing (its write side is shut): the guard switches to lingering.
     closing: std::sync::atomic::AtomicBool,
+    /// The latest request came with a body, which hyper may have left unread: its close
+    /// lingers even when no byte is waiting at that instant (nginx's `r->lingering_close`).
+    uploading: std::sync::atomic::AtomicBool,
     /// [`Phase`], as last set by the guard.
     phase: AtomicU8,
     /// When the current phase began (idle, or a head started), in milliseconds (see [`millis`]).
@@ -129,8 +132,10 @@ pub(crate) struct ConnState {
 }
 
 impl ConnState {
-    /// A request starts: the connection is busy until [`ActiveRequest`] is dropped.
-    pub(crate) fn begin(self: &Arc<Self>) -> ActiveRequest {
+    /// A request starts, with a body to read or not: the connection is busy until
+    /// [`ActiveRequest`] is dropped.
+    pub(crate) fn begin(self: &Arc<Self>, with_body: bool) -> ActiveRequest {
+        self.uploading.store(with_body, Ordering::Relaxed);
         self.active.fetch_add(1, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         ActiveRequest(self.clone())

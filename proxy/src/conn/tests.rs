@@ -100,8 +100,8 @@ fn leaving_the_registry_removes_the_connection() {
 #[test]
 fn requests_are_counted_until_their_mark_drops() {
     let state = Arc::new(ConnState::default());
-    let first = state.begin();
-    let second = state.begin();
+    let first = state.begin(false);
+    let second = state.begin(false);
     assert_eq!(
         (state.active(), state.requests.load(Ordering::Relaxed)),
         (2, 2)

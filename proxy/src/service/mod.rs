@@ -15,7 +15,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderValue, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::service::Service;
 
 use self::response::respond;
@@ -193,12 +193,13 @@ impl ProxyService {
            + Sync
            + 'static {
         let service = self;
-        hyper::service::service_fn(move |req| {
+        hyper::service::service_fn(move |req: Request<Incoming>| {
             // Boxed: hyper keeps the service future inline in every connection, idle ones
             // included, and moves it as it goes; the request's state is several KiB (measured
             // with benches/hold.py: 26 -> 19 KiB per idle connection, and callgrind counts no
             // more instructions per request for the one allocation).
-            let active = service.conn.state.as_ref().map(ConnState::begin);
+            let with_body = !req.body().is_end_stream();
+            let active = (service.conn.state.as_ref()).map(|state| state.begin(with_body));
             let answer = Box::pin(service.handle(req));
             async move { Ok(answer.await.map(|body| body.hold(active))) }
         })
