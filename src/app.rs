@@ -61,8 +61,8 @@ pub struct App {
 
 impl App {
     /// Registers the metrics, makes the table publisher, binds the public HTTP port (one socket
-    /// per runtime of `workers`) and the admin listener. The HTTPS port is bound later, once a
-    /// certificate exists.
+    /// per runtime of `workers`) and the admin listener. The HTTPS port is bound when the app
+    /// runs (see `serve_https`).
     pub async fn build(config: Config, workers: Vec<Handle>) -> Result<App, AppError> {
         let registry = Registry::new();
         let proxy_metrics = Metrics::new(&registry)?;
@@ -208,9 +208,11 @@ fn local_addr(addr: SocketAddr, got: std::io::Result<SocketAddr>) -> Result<Sock
     got.map_err(|source| AppError::Bind { addr, source })
 }
 
-/// Serves HTTPS on every worker once the certificate folder holds a certificate (nginx-proxy
-/// listens on 443 only then too), so a proxy without certificates never needs the privileged
-/// port.
+/// Serves HTTPS on every worker from the start, as nginx-proxy's default server listens on 443
+/// even without certificates: a client naming a host with no usable certificate is refused with
+/// an `unrecognized_name` alert, not a refused connection. Only when the port cannot be bound
+/// while the folder holds no certificate (a proxy run unprivileged, without HTTPS, on port 443)
+/// is that a warning, and binding is tried again once a certificate appears.
 async fn serve_https(
     config: Config,
     workers: Vec<(Handle, Proxy)>,
@@ -218,14 +220,21 @@ async fn serve_https(
     table: TableReader,
     stop: watch::Receiver<bool>,
 ) -> Result<(), AppError> {
-    let mut poll = tokio::time::interval(config.certs_poll_interval);
-    while certs.is_empty() {
-        tokio::select! {
-            () = stopped(&stop) => return Ok(()),
-            _ = poll.tick() => {}
+    let listener = match listen(config.https, workers.len(), &config) {
+        Ok(listener) => listener,
+        Err(e) if certs.is_empty() => {
+            warn!(error = %e, "HTTPS not served until a certificate exists");
+            let mut poll = tokio::time::interval(config.certs_poll_interval);
+            while certs.is_empty() {
+                tokio::select! {
+                    () = stopped(&stop) => return Ok(()),
+                    _ = poll.tick() => {}
+                }
+            }
+            listen(config.https, workers.len(), &config)?
         }
-    }
-    let listener = listen(config.https, workers.len(), &config)?;
+        Err(e) => return Err(e),
+    };
     info!(https = %config.https, "listening for HTTPS");
     let server = tls::server_config(certs.clone(), table);
     let serving = workers

@@ -124,6 +124,34 @@ fn without_default_cert_unknown_names_are_refused_and_bad_files_are_named() {
     );
 }
 
+/// nginx-proxy's default server listens on 443 even with an empty certificate folder and
+/// rejects handshakes (`ssl_reject_handshake`): HTTPS to an HTTP-only vhost ends in a TLS alert,
+/// not a refused connection, and a certificate added later is served without a restart.
+#[test]
+fn https_is_bound_without_certificates_and_refuses_with_unrecognized_name() {
+    require_docker!();
+    let host = unique("httponly");
+    let certs = CertDir::new();
+    let proxy = dockhand().certs(certs.path()).start();
+    let _web = backend().vhost(&host).start();
+    proxy.wait_status(&host, "/", 200);
+
+    let refused = proxy.get_tls(&host, "/").expect_err("handshake refused");
+    let message = format!("{refused:?}").to_lowercase();
+    assert!(
+        message.contains("unrecognisedname") || message.contains("unrecognized"),
+        "a TLS alert, not a refused connection: {message}"
+    );
+
+    certs.install(&host, &TestCa::new().issue(&[&host]));
+    assert_eventually!(
+        proxy.status_tls(&host, "/") == 200,
+        Duration::from_secs(10),
+        "the new certificate was never served:\n{}",
+        proxy.log()
+    );
+}
+
 #[test]
 fn https_methods_redirects_and_hsts() {
     require_docker!();
