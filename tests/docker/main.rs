@@ -12,5 +12,6 @@ mod https;
 mod in_container;
 mod lifecycle;
 mod operations;
+mod parity;
 mod routing;
 mod zero_downtime;

@@ -51,6 +51,11 @@ pub(super) async fn send(
     let max_attempts = route.targets.len() + usize::from(replayable);
     let mut order = Order::new(plan.candidates, replayable);
     let mut headers = Some(parts.headers);
+    // hyper's record of the client's header-name case (HTTP/1 to HTTP/1 only: an HTTP/2 side
+    // has lower-case names by definition, and an HTTP/2 request's extensions, `:protocol`
+    // included, mean nothing to a backend).
+    let mut extensions =
+        (parts.version < Version::HTTP_2 && route.proto != Proto::H2c).then_some(parts.extensions);
     let mut pending = Some(Pending::new(body));
     let mut failure = ErrorKind::NoBackend;
     let mut retry: Option<RetryReason> = None;
@@ -63,8 +68,14 @@ pub(super) async fn send(
             metrics.retry(reason);
         }
         let (body, reclaim) = next.attempt(shared.config.body_read_timeout);
-        let head = head(&mut headers, attempt + 1 < max_attempts);
-        let Some(req) = request(
+        let more = attempt + 1 < max_attempts;
+        let head = head(&mut headers, more);
+        let extensions = if more {
+            extensions.clone()
+        } else {
+            extensions.take()
+        };
+        let Some(mut req) = request(
             &route,
             target,
             &parts.method,
@@ -74,6 +85,9 @@ pub(super) async fn send(
         ) else {
             return Answer::Error(ErrorKind::BadRequest);
         };
+        if let Some(extensions) = extensions {
+            *req.extensions_mut() = extensions;
+        }
         let in_flight = target.state.begin();
         // After a reset the backend is tried again only on a new connection.
         let fresh = matches!(reason, Some(RetryReason::Reset));

@@ -63,7 +63,13 @@ impl Conn {
             Err(_) => return Err(io::ErrorKind::TimedOut.into()),
         };
         // The handshake of hyper's HTTP/1 client does no I/O: it cannot fail on a live stream.
+        // The client's header names go out as the client wrote them (the case map hyper's
+        // server recorded travels in the request's extensions), the ones dockhand adds in
+        // Title-Case (`X-Forwarded-For`); the backend's response names are recorded the same
+        // way for the client.
         let (send, driver) = http1::Builder::new()
+            .preserve_header_case(true)
+            .title_case_headers(true)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(io::Error::other)?;

@@ -16,6 +16,7 @@
 //! Every response carries `X-Backend: <name>`.
 
 mod background;
+mod raw;
 mod routes;
 mod server;
 mod tls;
@@ -94,6 +95,10 @@ pub struct Echo {
     pub tls: bool,
     /// Request headers by lower-case name; a header sent several times gives a list.
     pub headers: BTreeMap<String, HeaderValues>,
+    /// HTTP/1 request header names exactly as written on the wire (case kept), in order;
+    /// empty for HTTP/2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub header_names: Vec<String>,
     /// Peer address of the connection (the proxy, when proxied).
     pub remote: String,
     /// Length in bytes of the request body.
@@ -160,6 +165,7 @@ mod tests {
             version: "HTTP/1.1".into(),
             tls: false,
             headers,
+            header_names: Vec::new(),
             remote: "127.0.0.1:1".into(),
             body_len: 0,
         };

@@ -32,6 +32,8 @@ pub(super) struct Conn {
     pub(super) local_port: u16,
     pub(super) remote: SocketAddr,
     pub(super) tls: bool,
+    /// The bytes read on the connection, for the header names' case.
+    pub(super) seen: super::raw::Seen,
 }
 
 const X_BACKEND: HeaderName = HeaderName::from_static("x-backend");
@@ -155,6 +157,10 @@ async fn echo(
         version: format!("{:?}", parts.version),
         tls: conn.tls,
         headers: headers_of(&parts.headers),
+        header_names: super::raw::header_names(
+            &conn.seen,
+            &format!("{} {} {:?}", parts.method, parts.uri, parts.version),
+        ),
         remote: conn.remote.to_string(),
         body_len,
     };

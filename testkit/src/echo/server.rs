@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use super::raw::Recorded;
 use super::routes::{self, Conn, State};
 use super::{tls, Config, DRAIN_TIMEOUT};
 
@@ -185,11 +186,13 @@ async fn accept_loop(listener: TcpListener, tls: bool, tx: mpsc::Sender<Accepted
 async fn serve(accepted: Accepted, watcher: Watcher, shared: Arc<Shared>) {
     let Accepted { stream, peer, tls } = accepted;
     let _ = stream.set_nodelay(true);
+    let seen = super::raw::Seen::default();
     let conn = Arc::new(Conn {
         local_port: stream.local_addr().map(|a| a.port()).unwrap_or(0),
         // A dual-stack socket reports IPv4 peers as `::ffff:a.b.c.d`; tests compare plain IPv4.
         remote: SocketAddr::new(peer.ip().to_canonical(), peer.port()),
         tls,
+        seen: seen.clone(),
     });
     let state = Arc::clone(&shared.state);
     let service = hyper::service::service_fn(move |req| {
@@ -205,13 +208,13 @@ async fn serve(accepted: Accepted, watcher: Watcher, shared: Arc<Shared>) {
                 };
             let conn = shared
                 .builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                .serve_connection_with_upgrades(TokioIo::new(Recorded::new(stream, seen)), service);
             watcher.watch(conn.into_owned()).await
         }
         _ => {
             let conn = shared
                 .builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                .serve_connection_with_upgrades(TokioIo::new(Recorded::new(stream, seen)), service);
             watcher.watch(conn.into_owned()).await
         }
     };
