@@ -106,6 +106,17 @@ pub struct Args {
     #[arg(long, env = "TRUST_DOWNSTREAM_PROXY", default_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     trust_downstream_proxy: bool,
 
+    /// Expect a PROXY protocol header (v1 or v2) from a load balancer at the start of every
+    /// connection, HTTP and HTTPS, and use the client address it carries; connections without
+    /// one are closed. nginx-proxy's ENABLE_PROXY_PROTOCOL.
+    #[arg(long, env = "ENABLE_PROXY_PROTOCOL", default_value = "false")]
+    enable_proxy_protocol: String,
+
+    /// Serve HTTP/2 to clients (ALPN h2, h2c by prior knowledge); false serves HTTP/1.1 only.
+    /// nginx-proxy's ENABLE_HTTP2.
+    #[arg(long, env = "ENABLE_HTTP2", default_value = "true")]
+    enable_http2: String,
+
     /// Write logs as JSON lines instead of text.
     #[arg(long, env = "LOG_JSON", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     log_json: bool,

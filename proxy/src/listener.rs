@@ -38,6 +38,7 @@ use crate::service::{ConnInfo, Proxy};
 use crate::tls::{TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;
 
+mod proxy_protocol;
 mod shared;
 
 pub use shared::{Listen, ListenerPart, SharedListener};
@@ -179,24 +180,37 @@ impl<H: Handshake> Serving<H> {
         // mid-handshake (bounded by the handshake timeout) and tells them to close at once.
         let entry = self.connections.register();
         let state = entry.state.clone();
-        let service = self
-            .proxy
-            .connection_in(conn, self.tunnels.clone(), Some(state.clone()))
-            .into_service();
+        let (proxy, tunnels) = (self.proxy.clone(), self.tunnels.clone());
+        let proxy_protocol = proxy
+            .config()
+            .proxy_protocol
+            .then_some(proxy.config().header_read_timeout);
         let builder = self.builder.clone();
         let handshake = self.handshake.clone();
         let (flood, timeouts) = (self.flood.clone(), self.timeouts);
         let cut = self.tunnels.cut_signal();
         self.connections.tracker().spawn(async move {
             let served = async move {
-                let io = tokio::select! {
+                let opened = async {
+                    let mut stream = stream;
+                    let mut conn = conn;
+                    if let Some(timeout) = proxy_protocol {
+                        conn.peer = client_behind(&mut stream, peer, timeout).await?;
+                    }
+                    Some((handshake.handshake(stream).await?, conn))
+                };
+                let opened = tokio::select! {
                     // A handshake that is done (always, for plain HTTP) goes on to hyper, which
                     // reads a request already sent before an eviction can close it.
                     biased;
-                    io = handshake.handshake(stream) => io,
+                    opened = opened => opened,
                     () = state.signalled() => None,
                 };
-                let Some(io) = io else { return };
+                let Some((io, conn)) = opened else { return };
+                let peer = conn.peer;
+                let service = proxy
+                    .connection_in(conn, tunnels, Some(state.clone()))
+                    .into_service();
                 let io = TokioIo::new(FloodGuard::new(GuardedIo::new(io, state), flood, peer));
                 let connection = builder
                     .serve_connection_with_upgrades(io, service)
@@ -211,6 +225,27 @@ impl<H: Handshake> Serving<H> {
             }
             drop(permit);
         });
+    }
+}
+
+/// The client address a load balancer's PROXY header carries (`ENABLE_PROXY_PROTOCOL`), or
+/// `peer` when the header carries none; `None` (logged) when no valid header came within
+/// `timeout`, and the connection is to be closed.
+async fn client_behind(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<SocketAddr> {
+    match tokio::time::timeout(timeout, proxy_protocol::read_header(stream)).await {
+        Ok(Ok(client)) => Some(client.unwrap_or(peer)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "closing a connection without a valid PROXY header");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, ?timeout, "closing a connection: no PROXY header in time");
+            None
+        }
     }
 }
 
@@ -262,6 +297,10 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
+    if !config.http2 {
+        // ENABLE_HTTP2=false: an h2c preface is answered as a malformed HTTP/1 request.
+        builder = builder.http1_only();
+    }
     builder
 }
 

@@ -160,3 +160,20 @@ fn upstream_idle_connections_are_uncapped_unless_a_number_is_given() {
         .unwrap_err();
     assert_eq!(errors[0].name, "DOCKHAND_UPSTREAM_MAX_IDLE");
 }
+
+#[test]
+fn proxy_protocol_and_http2_are_booleans() {
+    let config = args(&[]).validate().expect("defaults are valid");
+    assert!(!config.proxy.proxy_protocol);
+    assert!(config.proxy.http2);
+    let config = args(&["--enable-proxy-protocol", "true", "--enable-http2", "false"])
+        .validate()
+        .expect("valid");
+    assert!(config.proxy.proxy_protocol);
+    assert!(!config.proxy.http2);
+    let errors = args(&["--enable-proxy-protocol", "maybe", "--enable-http2", "2"])
+        .validate()
+        .expect_err("invalid");
+    let names: Vec<&str> = errors.iter().map(|e| e.name).collect();
+    assert_eq!(names, ["ENABLE_PROXY_PROTOCOL", "ENABLE_HTTP2"]);
+}

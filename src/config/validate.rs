@@ -179,6 +179,16 @@ impl Args {
                 &self.h2_control_frames_per_second,
             ),
             https_port,
+            proxy_protocol: c
+                .check(
+                    "ENABLE_PROXY_PROTOCOL",
+                    &self.enable_proxy_protocol,
+                    contract::parse_bool,
+                )
+                .unwrap_or(false),
+            http2: c
+                .check("ENABLE_HTTP2", &self.enable_http2, contract::parse_bool)
+                .unwrap_or(true),
             acme_webroot: self.acme_webroot.clone(),
             htpasswd_dir: self.htpasswd_dir.clone(),
             ..ProxyConfig::default()
