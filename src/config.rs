@@ -117,6 +117,11 @@ pub struct Args {
     #[arg(long, env = "ENABLE_HTTP2", default_value = "true")]
     enable_http2: String,
 
+    /// TLS versions and cipher suites for vhosts without their own SSL_POLICY: Mozilla-Modern,
+    /// Mozilla-Intermediate, Mozilla-Old or an AWS-… (ELBSecurityPolicy-…) name.
+    #[arg(long, env = "SSL_POLICY", default_value = "Mozilla-Intermediate")]
+    ssl_policy: String,
+
     /// Write logs as JSON lines instead of text.
     #[arg(long, env = "LOG_JSON", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     log_json: bool,
@@ -246,6 +251,8 @@ pub struct Config {
     pub admin: SocketAddr,
     /// Data-plane settings.
     pub proxy: ProxyConfig,
+    /// Proxy-wide TLS settings (`ENABLE_HTTP2`, `SSL_POLICY`).
+    pub tls: dockhand_proxy::TlsOptions,
     /// Discovery settings.
     pub discovery: dockhand_discovery::Config,
     /// `DEFAULT_HOST`: the vhost serving unknown hosts, whichever provider describes it.

@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -35,7 +34,7 @@ use crate::config::ProxyConfig;
 use crate::conn::{Connections, Guarded, GuardedIo, Timeouts};
 use crate::flood::{FloodGuard, FloodLimits};
 use crate::service::{ConnInfo, Proxy};
-use crate::tls::{TlsHandshake, TlsMetrics};
+use crate::tls::{ServerConfigs, TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;
 
 mod proxy_protocol;
@@ -74,7 +73,7 @@ pub async fn serve(
 pub async fn serve_tls(
     listener: impl Listen,
     proxy: Proxy,
-    tls: Arc<ServerConfig>,
+    tls: Arc<ServerConfigs>,
     metrics: TlsMetrics,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -297,10 +296,6 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
-    if !config.http2 {
-        // ENABLE_HTTP2=false: an h2c preface is answered as a malformed HTTP/1 request.
-        builder = builder.http1_only();
-    }
     builder
 }
 

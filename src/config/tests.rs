@@ -177,3 +177,23 @@ fn proxy_protocol_and_http2_are_booleans() {
     let names: Vec<&str> = errors.iter().map(|e| e.name).collect();
     assert_eq!(names, ["ENABLE_PROXY_PROTOCOL", "ENABLE_HTTP2"]);
 }
+
+#[test]
+fn ssl_policy_is_a_known_name() {
+    let config = args(&[]).validate().expect("defaults are valid");
+    assert_eq!(config.tls.ssl_policy.name(), "Mozilla-Intermediate");
+    assert_eq!(
+        config.discovery.https.ssl_policy.name(),
+        "Mozilla-Intermediate"
+    );
+    let config = args(&["--ssl-policy", "ELBSecurityPolicy-TLS13-1-3-2021-06"])
+        .validate()
+        .expect("valid");
+    assert_eq!(config.tls.ssl_policy.name(), "AWS-TLS13-1-3-2021-06");
+    let errors = args(&["--ssl-policy", "Mozilla-Ancient"])
+        .validate()
+        .expect_err("invalid");
+    assert_eq!(errors[0].name, "SSL_POLICY");
+    let config = args(&["--enable-http2", "off"]).validate().expect("valid");
+    assert!(!config.tls.http2 && !config.discovery.https.http2 && !config.proxy.http2);
+}

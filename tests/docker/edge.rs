@@ -120,3 +120,101 @@ fn proxy_protocol_carries_the_client_address_on_http_and_https() {
     let garbage = b"PROXY TCP4 not an address\r\n".to_vec();
     assert!(get(proxy.http, &host, garbage).send().is_err());
 }
+
+/// Whether `openssl s_client` completes a handshake with `addr` for `host` with `args` (e.g.
+/// `-tls1_2`), and what it printed.
+fn openssl_handshake(addr: SocketAddr, host: &str, args: &[&str]) -> (bool, String) {
+    let output = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            host,
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (output.status.success(), text)
+}
+
+#[test]
+fn ssl_policy_and_http2_label_per_container() {
+    require_docker!();
+    let modern = unique("modern");
+    let old = unique("old");
+    let h1 = unique("h1only");
+    let (ca, certs) = (TestCa::new(), CertDir::new());
+    for host in [&modern, &old, &h1] {
+        certs.install(host, &ca.issue(&[host]));
+    }
+    let proxy = dockhand()
+        .certs(certs.path())
+        .env("DOCKHAND_LOG", "info")
+        .start();
+    let _modern = backend()
+        .vhost(&modern)
+        .env("SSL_POLICY", "Mozilla-Modern")
+        .start();
+    let _old = backend()
+        .vhost(&old)
+        .env("SSL_POLICY", "Mozilla-Old")
+        .start();
+    let _h1 = backend()
+        .vhost(&h1)
+        .label("com.github.nginx-proxy.nginx-proxy.http2.enable", "false")
+        .start();
+    for host in [&modern, &old, &h1] {
+        proxy.wait_status(host, "/", 301);
+    }
+
+    // Mozilla-Modern is TLS 1.3 only: a TLS 1.2-only client is refused, TLS 1.3 is served.
+    let (ok, text) = openssl_handshake(proxy.https, &modern, &["-tls1_2"]);
+    assert!(!ok, "TLS 1.2 accepted under Mozilla-Modern:\n{text}");
+    let (ok, text) = openssl_handshake(proxy.https, &modern, &["-tls1_3"]);
+    assert!(ok, "{text}");
+    // Mozilla-Old is served as TLS 1.2 and 1.3, and reported once by name.
+    let (ok, text) = openssl_handshake(proxy.https, &old, &["-tls1_2"]);
+    assert!(ok, "{text}");
+    let (ok, _) = openssl_handshake(proxy.https, &old, &["-tls1_1"]);
+    assert!(!ok, "rustls has no TLS 1.1");
+    let warnings = proxy
+        .log()
+        .lines()
+        .filter(|l| l.contains("SSL_POLICY cannot be honoured") && l.contains("Mozilla-Old"))
+        .count();
+    assert_eq!(warnings, 1, "{}", proxy.log());
+
+    // HTTP/2 off by label: ALPN picks http/1.1 for that vhost only.
+    let response = proxy.get_tls(&h1, "/").expect("served over HTTPS");
+    assert_eq!(response.version, hyper::Version::HTTP_11);
+    let response = proxy.get_tls(&modern, "/").expect("served over HTTPS");
+    assert_eq!(response.version, hyper::Version::HTTP_2);
+}
+
+#[test]
+fn enable_http2_false_turns_off_h2_over_tls_and_h2c() {
+    require_docker!();
+    let host = unique("noh2");
+    let (ca, certs) = (TestCa::new(), CertDir::new());
+    certs.install(&host, &ca.issue(&[&host]));
+    let proxy = dockhand()
+        .certs(certs.path())
+        .env("ENABLE_HTTP2", "false")
+        .env("HTTPS_METHOD", "noredirect")
+        .start();
+    let _web = backend().vhost(&host).start();
+    proxy.wait_status(&host, "/", 200);
+
+    let response = proxy.get_tls(&host, "/").expect("served over HTTPS");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.version, hyper::Version::HTTP_11, "ALPN without h2");
+    let h2c = Request::get(proxy.http, "/").host(&host).h2c().send();
+    assert!(
+        h2c.is_err(),
+        "h2c by prior knowledge must be refused: {h2c:?}"
+    );
+}
