@@ -94,6 +94,11 @@ pub struct Args {
     )]
     docker_host: String,
 
+    /// Route only containers matching these `docker ps` filters: comma-separated name=value
+    /// (e.g. `label=com.example.proxied,network=front`). nginx-proxy's DOCKER_CONTAINER_FILTERS.
+    #[arg(long, env = "DOCKER_CONTAINER_FILTERS", default_value = "")]
+    docker_container_filters: String,
+
     /// Name or ID of dockhand's own container, whose networks count as reachable. Default: detect.
     #[arg(long, env = "DOCKHAND_CONTAINER")]
     container: Option<String>,

@@ -87,6 +87,13 @@ impl Args {
         c.check("DOCKHAND_LOG", &self.log, |s| {
             tracing_subscriber::EnvFilter::try_new(s)
         });
+        let container_filters = c
+            .check(
+                "DOCKER_CONTAINER_FILTERS",
+                &self.docker_container_filters,
+                dockhand_discovery::parse_container_filters,
+            )
+            .unwrap_or_default();
         if let Some(host) = &self.default_host {
             c.check(
                 "DEFAULT_HOST",
@@ -136,6 +143,7 @@ impl Args {
                 https,
                 swarm: swarm.unwrap_or_default(),
                 swarm_poll_interval,
+                container_filters,
                 ..Default::default()
             },
             default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),

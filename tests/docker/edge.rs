@@ -1,6 +1,7 @@
 //! What sits in front of dockhand and how clients reach it, as nginx-proxy's settings describe
 //! it: the PROXY protocol from a load balancer (`ENABLE_PROXY_PROTOCOL`), HTTP/2 turned off
-//! (`ENABLE_HTTP2`, the `…http2.enable` label) and TLS policies (`SSL_POLICY`).
+//! (`ENABLE_HTTP2`, the `…http2.enable` label) and TLS policies (`SSL_POLICY`); and which
+//! containers it routes (`DOCKER_CONTAINER_FILTERS`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -216,5 +217,35 @@ fn enable_http2_false_turns_off_h2_over_tls_and_h2c() {
     assert!(
         h2c.is_err(),
         "h2c by prior knowledge must be refused: {h2c:?}"
+    );
+}
+
+#[test]
+fn docker_container_filters_limit_the_routed_containers() {
+    require_docker!();
+    let label = format!("com.example.i22tls.p{}", std::process::id());
+    let (kept, skipped, late) = (unique("kept"), unique("skipped"), unique("late"));
+    // Running before dockhand starts: these reach it through the first full sync.
+    let _kept = backend().vhost(&kept).label(&label, "yes").start();
+    let _skipped = backend().vhost(&skipped).label(&label, "no").start();
+    let proxy = dockhand()
+        .env("DOCKER_CONTAINER_FILTERS", &format!("label={label}=yes"))
+        .start();
+    proxy.wait_status(&kept, "/", 200);
+    assert_eq!(
+        proxy.status(&skipped, "/"),
+        503,
+        "running, but outside the filter"
+    );
+
+    // A container started later reaches dockhand by an event: it is filtered the same way.
+    let _late = backend().vhost(&late).start();
+    let _late_kept = backend().vhost(&late).label(&label, "yes").start();
+    proxy.wait_status(&late, "/", 200);
+    assert_eq!(
+        proxy.backends(&late).len(),
+        1,
+        "only the labelled container: {:?}",
+        proxy.backends(&late)
     );
 }
