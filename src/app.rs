@@ -236,7 +236,7 @@ async fn serve_https(
         Err(e) => return Err(e),
     };
     info!(https = %config.https, "listening for HTTPS");
-    let server = tls::server_config(certs.clone(), table);
+    let server = tls::server_config(certs.clone(), table, config.tls);
     let serving = workers
         .into_iter()
         .zip(listener.split())

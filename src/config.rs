@@ -94,6 +94,11 @@ pub struct Args {
     )]
     docker_host: String,
 
+    /// Route only containers matching these `docker ps` filters: comma-separated name=value
+    /// (e.g. `label=com.example.proxied,network=front`). nginx-proxy's DOCKER_CONTAINER_FILTERS.
+    #[arg(long, env = "DOCKER_CONTAINER_FILTERS", default_value = "")]
+    docker_container_filters: String,
+
     /// Name or ID of dockhand's own container, whose networks count as reachable. Default: detect.
     #[arg(long, env = "DOCKHAND_CONTAINER")]
     container: Option<String>,
@@ -105,6 +110,22 @@ pub struct Args {
     /// Keep X-Forwarded-* headers sent by the client (set false when clients connect directly).
     #[arg(long, env = "TRUST_DOWNSTREAM_PROXY", default_value = "true", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
     trust_downstream_proxy: bool,
+
+    /// Expect a PROXY protocol header (v1 or v2) from a load balancer at the start of every
+    /// connection, HTTP and HTTPS, and use the client address it carries; connections without
+    /// one are closed. nginx-proxy's ENABLE_PROXY_PROTOCOL.
+    #[arg(long, env = "ENABLE_PROXY_PROTOCOL", default_value = "false")]
+    enable_proxy_protocol: String,
+
+    /// Serve HTTP/2 to clients (ALPN h2, h2c by prior knowledge); false serves HTTP/1.1 only.
+    /// nginx-proxy's ENABLE_HTTP2.
+    #[arg(long, env = "ENABLE_HTTP2", default_value = "true")]
+    enable_http2: String,
+
+    /// TLS versions and cipher suites for vhosts without their own SSL_POLICY: Mozilla-Modern,
+    /// Mozilla-Intermediate, Mozilla-Old or an AWS-… (ELBSecurityPolicy-…) name.
+    #[arg(long, env = "SSL_POLICY", default_value = "Mozilla-Intermediate")]
+    ssl_policy: String,
 
     /// Write logs as JSON lines instead of text.
     #[arg(long, env = "LOG_JSON", default_value = "false", action = ArgAction::Set, value_parser = BoolishValueParser::new())]
@@ -235,6 +256,8 @@ pub struct Config {
     pub admin: SocketAddr,
     /// Data-plane settings.
     pub proxy: ProxyConfig,
+    /// Proxy-wide TLS settings (`ENABLE_HTTP2`, `SSL_POLICY`).
+    pub tls: dockhand_proxy::TlsOptions,
     /// Discovery settings.
     pub discovery: dockhand_discovery::Config,
     /// `DEFAULT_HOST`: the vhost serving unknown hosts, whichever provider describes it.

@@ -19,13 +19,13 @@ mod path;
 use std::collections::{BTreeSet, HashMap};
 
 use bollard::models::ContainerInspectResponse;
-use dockhand_spec::{Balance, Keepalive, Proto, Readiness};
+use dockhand_spec::{Balance, Keepalive, Proto, Readiness, SslPolicy};
 
 pub use address::{container_address, Endpoints, Reach};
 pub use error::ContractError;
 pub use options::{
     parse_acme_challenge, parse_bool, parse_hsts, parse_https_method, parse_non_get_redirect,
-    AcmeChallenge, Hsts, HttpsMethod, NetworkAccess, NonGetRedirect,
+    parse_ssl_policy, AcmeChallenge, Hsts, HttpsMethod, NetworkAccess, NonGetRedirect,
 };
 
 /// The label choosing how requests are spread over a path's containers.
@@ -36,6 +36,8 @@ pub const KEEPALIVE_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.keepalive"
 pub const NON_GET_REDIRECT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.non-get-redirect";
 /// The label allowing (or not) `default.crt` to serve a vhost without a certificate of its own.
 pub const TRUST_DEFAULT_CERT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.trust-default-cert";
+/// The label turning HTTP/2 (ALPN `h2`) on or off for a vhost (else `ENABLE_HTTP2`).
+pub const HTTP2_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.http2.enable";
 
 const VIRTUAL_HOST: &str = "VIRTUAL_HOST";
 const VIRTUAL_PORT: &str = "VIRTUAL_PORT";
@@ -48,6 +50,7 @@ const HSTS: &str = "HSTS";
 const CERT_NAME: &str = "CERT_NAME";
 const ENABLE_HTTP_ON_MISSING_CERT: &str = "ENABLE_HTTP_ON_MISSING_CERT";
 const ACME_HTTP_CHALLENGE_LOCATION: &str = "ACME_HTTP_CHALLENGE_LOCATION";
+const SSL_POLICY: &str = "SSL_POLICY";
 
 /// The port used when no `VIRTUAL_PORT` is set and the container does not expose exactly one
 /// TCP port (even if 80 is not exposed, as nginx-proxy does).
@@ -84,6 +87,10 @@ pub struct ContainerRoutes {
     pub http_on_missing_cert: Option<bool>,
     /// `ACME_HTTP_CHALLENGE_LOCATION`. Default: none (the proxy-wide setting).
     pub acme_challenge: Option<AcmeChallenge>,
+    /// The `…http2.enable` label. Default: none (the proxy-wide `ENABLE_HTTP2`).
+    pub http2: Option<bool>,
+    /// `SSL_POLICY`. Default: none (the proxy-wide `SSL_POLICY`).
+    pub ssl_policy: Option<SslPolicy>,
 }
 
 /// Where a container's routes were declared. Ordered: `Multiports` sorts first, because its
@@ -192,6 +199,8 @@ pub fn parse_settings(
         http_on_missing_cert: settings.parse(ENABLE_HTTP_ON_MISSING_CERT, options::parse_bool)?,
         acme_challenge: settings
             .parse(ACME_HTTP_CHALLENGE_LOCATION, options::parse_acme_challenge)?,
+        http2: settings.parse(HTTP2_LABEL, options::parse_bool)?,
+        ssl_policy: settings.parse(SSL_POLICY, options::parse_ssl_policy)?,
     }))
 }
 

@@ -47,6 +47,64 @@ pub fn validate_host(host: &str) -> Result<(), EngineError> {
     }
 }
 
+/// The `docker ps` filter names the engine accepts on `GET /containers/json`.
+const CONTAINER_FILTERS: [&str; 15] = [
+    "ancestor",
+    "before",
+    "expose",
+    "exited",
+    "health",
+    "id",
+    "isolation",
+    "is-task",
+    "label",
+    "name",
+    "network",
+    "publish",
+    "since",
+    "status",
+    "volume",
+];
+
+/// `DOCKER_CONTAINER_FILTERS`, as docker-gen's `-container-filter` takes them: comma-separated
+/// `name=value` pairs (`label=com.example.proxied`, `network=front,label=env=prod`), entries
+/// trimmed and empty ones dropped. The value may itself hold `=` (a label's value). The same
+/// name twice matches either value, different names must all match, as `docker ps` does.
+pub fn parse_container_filters(raw: &str) -> Result<Vec<(String, String)>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let (name, value) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("{entry:?} is not a name=value filter"))?;
+            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
+            if !CONTAINER_FILTERS.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown filter {name:?}; docker ps filters: {}",
+                    CONTAINER_FILTERS.join(", ")
+                ));
+            }
+            if value.is_empty() {
+                return Err(format!("filter {name:?} has no value"));
+            }
+            Ok((name, value.to_owned()))
+        })
+        .collect()
+}
+
+/// The list filters for running containers that match `extra` (`DOCKER_CONTAINER_FILTERS`).
+pub(crate) fn running_filters(
+    extra: &[(String, String)],
+) -> std::collections::HashMap<String, Vec<String>> {
+    let mut filters =
+        std::collections::HashMap::from([("status".to_owned(), vec!["running".to_owned()])]);
+    for (name, value) in extra {
+        filters.entry(name.clone()).or_default().push(value.clone());
+    }
+    filters
+}
+
 /// Connects and negotiates the API version, so engines older than bollard's default work.
 pub(crate) async fn connect(host: &str) -> Result<Docker, EngineError> {
     validate_host(host)?;
@@ -198,6 +256,34 @@ mod tests {
         let systemd = format!("0::/system.slice/docker-{ID}.scope\n");
         assert_eq!(id_from_cgroup(&systemd).as_deref(), Some(ID));
         assert_eq!(id_from_cgroup("0::/user.slice/session-2.scope\n"), None);
+    }
+
+    #[test]
+    fn container_filters_are_docker_ps_filters() {
+        let parsed =
+            parse_container_filters(" label=com.example.proxied , network=front,,label=env=prod ")
+                .expect("valid");
+        assert_eq!(
+            parsed,
+            [
+                ("label".to_owned(), "com.example.proxied".to_owned()),
+                ("network".to_owned(), "front".to_owned()),
+                ("label".to_owned(), "env=prod".to_owned()),
+            ]
+        );
+        assert_eq!(parse_container_filters("").unwrap(), []);
+        assert!(parse_container_filters("label")
+            .unwrap_err()
+            .contains("name=value"));
+        assert!(parse_container_filters("colour=red")
+            .unwrap_err()
+            .contains("unknown filter"));
+        assert!(parse_container_filters("label=")
+            .unwrap_err()
+            .contains("no value"));
+        let filters = running_filters(&parsed);
+        assert_eq!(filters["status"], ["running"]);
+        assert_eq!(filters["label"], ["com.example.proxied", "env=prod"]);
     }
 
     #[test]

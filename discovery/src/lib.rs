@@ -28,7 +28,7 @@ mod watch;
 
 use std::time::Duration;
 
-pub use engine::{validate_host, EngineError};
+pub use engine::{parse_container_filters, validate_host, EngineError};
 pub use metrics::DiscoveryMetrics;
 pub use status::{NotReady, Status};
 pub use watch::run;
@@ -56,6 +56,9 @@ pub struct Config {
     pub swarm: SwarmMode,
     /// How often the Swarm provider lists services and tasks. Default 1 s.
     pub swarm_poll_interval: Duration,
+    /// `DOCKER_CONTAINER_FILTERS`: only containers the engine lists under these `docker ps`
+    /// filters are routed (see [`engine::parse_container_filters`]). Default: none.
+    pub container_filters: Vec<(String, String)>,
 }
 
 /// `DOCKHAND_SWARM`: whether dockhand follows Swarm services. Default `auto`.
@@ -94,6 +97,7 @@ impl Default for Config {
             https: Default::default(),
             swarm: SwarmMode::Auto,
             swarm_poll_interval: Duration::from_secs(1),
+            container_filters: Vec::new(),
         }
     }
 }

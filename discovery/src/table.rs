@@ -118,6 +118,14 @@ fn policy(containers: &[&ContainerRoutes], defaults: &HttpsPolicy) -> HttpsPolic
             .iter()
             .find_map(|c| c.acme_challenge)
             .unwrap_or(defaults.acme_challenge),
+        http2: containers
+            .iter()
+            .find_map(|c| c.http2)
+            .unwrap_or(defaults.http2),
+        ssl_policy: containers
+            .iter()
+            .find_map(|c| c.ssl_policy)
+            .unwrap_or(defaults.ssl_policy),
     }
 }
 

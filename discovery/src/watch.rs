@@ -96,7 +96,7 @@ async fn watch(
     let mut events = docker.events(Some(events_options(since)));
     let mut whereabouts = engine::whereabouts(&docker, config.own_container.as_deref()).await?;
     state.set_reach(whereabouts.reach.clone());
-    full_sync(&docker, state, metrics).await?;
+    full_sync(&docker, state, metrics, config).await?;
     status.set_engine_up(true);
     metrics.engine_up.set(1);
     status.set_synced();
@@ -119,7 +119,7 @@ async fn watch(
                 state.publish_changes();
             }
             _ = resync.tick() => {
-                full_sync(&docker, state, metrics).await?;
+                full_sync(&docker, state, metrics, config).await?;
             }
             _ = ping.tick() => {
                 docker.ping().await?;
@@ -171,10 +171,10 @@ async fn full_sync(
     docker: &Docker,
     state: &mut State,
     metrics: &DiscoveryMetrics,
+    config: &Config,
 ) -> Result<(), EngineError> {
-    let filters = HashMap::from([("status".to_owned(), vec!["running".to_owned()])]);
     let options = ListContainersOptions {
-        filters: Some(filters),
+        filters: Some(engine::running_filters(&config.container_filters)),
         ..Default::default()
     };
     let listed = docker.list_containers(Some(options)).await?;
@@ -250,19 +250,45 @@ async fn apply(
         "kill" => {}
         "start" => {
             state.clear_stopping(&id);
-            upsert(docker, state, &id).await?;
+            upsert(docker, state, &id, &config.container_filters).await?;
         }
-        _ => upsert(docker, state, &id).await?,
+        _ => upsert(docker, state, &id, &config.container_filters).await?,
     }
     Ok(())
 }
 
-async fn upsert(docker: &Docker, state: &mut State, id: &str) -> Result<(), EngineError> {
+async fn upsert(
+    docker: &Docker,
+    state: &mut State,
+    id: &str,
+    filters: &[(String, String)],
+) -> Result<(), EngineError> {
+    if !filters.is_empty() && !matches_filters(docker, id, filters).await? {
+        // Events are not filtered by the engine (a network event carries no container labels),
+        // so a container outside DOCKER_CONTAINER_FILTERS is dropped here.
+        state.remove(id);
+        return Ok(());
+    }
     match inspect(docker, id).await? {
         Some(inspect) => state.upsert(inspect),
         None => state.remove(id),
     }
     Ok(())
+}
+
+/// Whether the engine lists container `id` among the running ones under `filters`.
+async fn matches_filters(
+    docker: &Docker,
+    id: &str,
+    filters: &[(String, String)],
+) -> Result<bool, EngineError> {
+    let mut filters = engine::running_filters(filters);
+    filters.insert("id".to_owned(), vec![id.to_owned()]);
+    let options = ListContainersOptions {
+        filters: Some(filters),
+        ..Default::default()
+    };
+    Ok(!docker.list_containers(Some(options)).await?.is_empty())
 }
 
 /// Does this `kill` event end the container? `docker stop` sends the stop signal (SIGTERM unless

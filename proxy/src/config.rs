@@ -92,6 +92,14 @@ pub struct ProxyConfig {
     /// makes that burst a budget for the connection's lifetime. Default 20: keep-alive PINGs come
     /// seconds apart, the BDP PINGs of adaptive-window clients about ten a second at most.
     pub h2_control_frames_per_second: u32,
+    /// `ENABLE_PROXY_PROTOCOL`: every connection (HTTP and HTTPS) starts with a PROXY protocol
+    /// header (v1 or v2) from a load balancer in front, whose source address is the client's
+    /// address from then on; a connection without a valid header within
+    /// `header_read_timeout` is closed. Default false.
+    pub proxy_protocol: bool,
+    /// `ENABLE_HTTP2`: serve HTTP/2 to clients (ALPN `h2` over TLS, prior knowledge on plain
+    /// HTTP). False serves HTTP/1.1 only. Default true.
+    pub http2: bool,
 }
 
 impl Default for ProxyConfig {
@@ -120,6 +128,8 @@ impl Default for ProxyConfig {
             eject_backoff_max: Duration::from_secs(30),
             h2_max_control_frames: 100,
             h2_control_frames_per_second: 20,
+            proxy_protocol: false,
+            http2: true,
         }
     }
 }

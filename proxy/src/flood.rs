@@ -39,6 +39,9 @@ pub(crate) struct FloodLimits {
     rate: u32,
     /// `dockhand_h2_flood_closed_total`.
     closed: IntCounter,
+    /// `ENABLE_HTTP2`: false ends a connection at its HTTP/2 preface (hyper-util's auto
+    /// builder ignores `http1_only` on connections served with upgrades).
+    h2: bool,
 }
 
 impl FloodLimits {
@@ -48,6 +51,7 @@ impl FloodLimits {
             burst: config.h2_max_control_frames,
             rate: config.h2_control_frames_per_second,
             closed,
+            h2: config.http2,
         }
     }
 }
@@ -68,6 +72,8 @@ enum State {
     H2(H2),
     /// A flood was stopped; the connection is ending.
     Closed,
+    /// An HTTP/2 preface with HTTP/2 turned off; the connection is ending.
+    Refused,
 }
 
 /// What is followed of an HTTP/2 connection.
@@ -84,7 +90,7 @@ struct H2 {
 impl<T> FloodGuard<T> {
     /// Watches `io`, the stream of client `peer`, under `limits`.
     pub(crate) fn new(io: T, limits: FloodLimits, peer: SocketAddr) -> FloodGuard<T> {
-        let state = if limits.burst == 0 {
+        let state = if limits.burst == 0 && limits.h2 {
             State::Plain
         } else {
             State::Sniff(0)
@@ -96,6 +102,11 @@ impl<T> FloodGuard<T> {
             peer,
         }
     }
+}
+
+/// The error hyper gets instead of an HTTP/2 preface when HTTP/2 is off.
+fn h2_off_error() -> io::Error {
+    io::Error::other("HTTP/2 preface refused: ENABLE_HTTP2=false")
 }
 
 /// The error hyper gets instead of the bytes that emptied the bucket.
@@ -118,6 +129,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> FloodGuard<T> {
                     // n <= 24.
                     *matched += n as u8;
                     return ControlFlow::Continue(());
+                }
+                if !self.limits.h2 {
+                    self.state = State::Refused;
+                    return ControlFlow::Break(());
                 }
                 self.state = State::H2(H2 {
                     inbound: FrameReader::default(),
@@ -198,12 +213,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for FloodGuard<T> {
         match this.state {
             State::Plain => return Pin::new(&mut this.io).poll_read(cx, buf),
             State::Closed => return Poll::Ready(Err(flood_error())),
+            State::Refused => return Poll::Ready(Err(h2_off_error())),
             State::Sniff(_) | State::H2(_) => {}
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         if this.inspect(&buf.filled()[before..]).is_break() {
             buf.set_filled(before);
+            if let State::Refused = this.state {
+                return Poll::Ready(Err(h2_off_error()));
+            }
             this.stop(cx);
             return Poll::Ready(Err(flood_error()));
         }
@@ -220,7 +239,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FloodGuard<T> {
         let this = self.get_mut();
         match this.state {
             State::Plain | State::Sniff(_) => Pin::new(&mut this.io).poll_write(cx, buf),
-            State::Closed => Poll::Ready(Err(flood_error())),
+            State::Closed | State::Refused => Poll::Ready(Err(flood_error())),
             State::H2(_) => {
                 let n = ready!(Pin::new(&mut this.io).poll_write(cx, buf))?;
                 this.wrote(&[io::IoSlice::new(buf)], n);
@@ -237,7 +256,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for FloodGuard<T> {
         let this = self.get_mut();
         match this.state {
             State::Plain | State::Sniff(_) => Pin::new(&mut this.io).poll_write_vectored(cx, bufs),
-            State::Closed => Poll::Ready(Err(flood_error())),
+            State::Closed | State::Refused => Poll::Ready(Err(flood_error())),
             State::H2(_) => {
                 let n = ready!(Pin::new(&mut this.io).poll_write_vectored(cx, bufs))?;
                 this.wrote(bufs, n);
@@ -272,6 +291,7 @@ mod tests {
             burst,
             rate: 0,
             closed: closed.clone(),
+            h2: true,
         };
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         (FloodGuard::new(ours, limits, peer), client, closed)
@@ -384,5 +404,35 @@ mod tests {
             pass(&mut guard, &mut client, &ping()).await.expect("read");
         }
         assert!(matches!(guard.state, State::Plain));
+    }
+
+    #[tokio::test]
+    async fn the_preface_is_refused_when_http2_is_off() {
+        let (ours, mut client) = tokio::io::duplex(1 << 16);
+        let closed = IntCounter::new("closed", "closed").expect("valid name");
+        let limits = FloodLimits {
+            burst: 0,
+            rate: 0,
+            closed: closed.clone(),
+            h2: false,
+        };
+        let mut guard = FloodGuard::new(ours, limits, SocketAddr::from(([127, 0, 0, 1], 1)));
+        let error = pass(&mut guard, &mut client, PREFACE).await.unwrap_err();
+        assert!(error.to_string().contains("ENABLE_HTTP2"), "{error}");
+        assert_eq!(closed.get(), 0, "not a flood");
+
+        let (ours, mut client) = tokio::io::duplex(1 << 16);
+        let limits = FloodLimits {
+            burst: 0,
+            rate: 0,
+            closed,
+            h2: false,
+        };
+        let mut guard = FloodGuard::new(ours, limits, SocketAddr::from(([127, 0, 0, 1], 1)));
+        let request = b"GET / HTTP/1.1\r\n";
+        assert_eq!(
+            pass(&mut guard, &mut client, request).await.unwrap(),
+            request
+        );
     }
 }

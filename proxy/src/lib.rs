@@ -107,4 +107,4 @@ pub use publish::{ProviderHandle, Publisher};
 pub use service::{ConnInfo, Proxy, ProxyService};
 pub use spec::{BackendSpec, Balance, Keepalive, PathSpec, Proto, TableSpec, VhostSpec};
 pub use table::{BackendRegistry, BackendState, RouteTable, TableReader};
-pub use tls::{server_config, CertStore, TlsMetrics};
+pub use tls::{server_config, CertStore, ServerConfigs, TlsMetrics, TlsOptions};

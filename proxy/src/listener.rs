@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -35,9 +34,10 @@ use crate::config::ProxyConfig;
 use crate::conn::{Connections, Guarded, GuardedIo, Timeouts};
 use crate::flood::{FloodGuard, FloodLimits};
 use crate::service::{ConnInfo, Proxy};
-use crate::tls::{TlsHandshake, TlsMetrics};
+use crate::tls::{ServerConfigs, TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;
 
+mod proxy_protocol;
 mod shared;
 
 pub use shared::{Listen, ListenerPart, SharedListener};
@@ -73,7 +73,7 @@ pub async fn serve(
 pub async fn serve_tls(
     listener: impl Listen,
     proxy: Proxy,
-    tls: Arc<ServerConfig>,
+    tls: Arc<ServerConfigs>,
     metrics: TlsMetrics,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
@@ -179,24 +179,37 @@ impl<H: Handshake> Serving<H> {
         // mid-handshake (bounded by the handshake timeout) and tells them to close at once.
         let entry = self.connections.register();
         let state = entry.state.clone();
-        let service = self
-            .proxy
-            .connection_in(conn, self.tunnels.clone(), Some(state.clone()))
-            .into_service();
+        let (proxy, tunnels) = (self.proxy.clone(), self.tunnels.clone());
+        let proxy_protocol = proxy
+            .config()
+            .proxy_protocol
+            .then_some(proxy.config().header_read_timeout);
         let builder = self.builder.clone();
         let handshake = self.handshake.clone();
         let (flood, timeouts) = (self.flood.clone(), self.timeouts);
         let cut = self.tunnels.cut_signal();
         self.connections.tracker().spawn(async move {
             let served = async move {
-                let io = tokio::select! {
+                let opened = async {
+                    let mut stream = stream;
+                    let mut conn = conn;
+                    if let Some(timeout) = proxy_protocol {
+                        conn.peer = client_behind(&mut stream, peer, timeout).await?;
+                    }
+                    Some((handshake.handshake(stream).await?, conn))
+                };
+                let opened = tokio::select! {
                     // A handshake that is done (always, for plain HTTP) goes on to hyper, which
                     // reads a request already sent before an eviction can close it.
                     biased;
-                    io = handshake.handshake(stream) => io,
+                    opened = opened => opened,
                     () = state.signalled() => None,
                 };
-                let Some(io) = io else { return };
+                let Some((io, conn)) = opened else { return };
+                let peer = conn.peer;
+                let service = proxy
+                    .connection_in(conn, tunnels, Some(state.clone()))
+                    .into_service();
                 let io = TokioIo::new(FloodGuard::new(GuardedIo::new(io, state), flood, peer));
                 let connection = builder
                     .serve_connection_with_upgrades(io, service)
@@ -211,6 +224,27 @@ impl<H: Handshake> Serving<H> {
             }
             drop(permit);
         });
+    }
+}
+
+/// The client address a load balancer's PROXY header carries (`ENABLE_PROXY_PROTOCOL`), or
+/// `peer` when the header carries none; `None` (logged) when no valid header came within
+/// `timeout`, and the connection is to be closed.
+async fn client_behind(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<SocketAddr> {
+    match tokio::time::timeout(timeout, proxy_protocol::read_header(stream)).await {
+        Ok(Ok(client)) => Some(client.unwrap_or(peer)),
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "closing a connection without a valid PROXY header");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%peer, ?timeout, "closing a connection: no PROXY header in time");
+            None
+        }
     }
 }
 

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use dockhand_proxy::spec::SslPolicy;
 use dockhand_proxy::{
     serve_tls, server_config, CertStore, Metrics, Proxy, ProxyConfig, RouteTable, TableReader,
-    TableSpec, TlsMetrics,
+    TableSpec, TlsMetrics, TlsOptions,
 };
 use dockhand_testkit::certs::TestCa;
 use http::{Request, Version};
@@ -100,7 +101,7 @@ impl TlsProxy {
             TlsMetrics::new(&registry).unwrap(),
         );
         store.reload();
-        let tls = server_config(store.clone(), table);
+        let tls = server_config(store.clone(), table, TlsOptions::default());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -412,4 +413,81 @@ async fn an_h2_ping_flood_over_tls_gets_goaway_enhance_your_calm() {
         ended.is_ok(),
         "the flood was still accepted after the GOAWAY"
     );
+}
+
+/// A client like `Ca::client` that speaks only TLS 1.2.
+fn tls12_client(ca: &Ca) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from(ca.ca.der())).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn ssl_policy_per_vhost_sets_the_tls_versions() {
+    let ca = Ca::new();
+    ca.install("modern.test", &["modern.test"]);
+    ca.install("usual.test", &["usual.test"]);
+    let web = backend("web").start().await;
+    let mut spec = table()
+        .vhost("modern.test", vec![path("/", &[&web])])
+        .vhost("usual.test", vec![path("/", &[&web])])
+        .spec();
+    spec.vhosts[0].https.ssl_policy = SslPolicy::parse("Mozilla-Modern").unwrap();
+    let proxy = TlsProxy::start(&ca, spec).await;
+
+    // Mozilla-Modern is TLS 1.3 only: a TLS 1.2 client is refused, a TLS 1.3 one served.
+    let error = proxy
+        .connect(&tls12_client(&ca), "modern.test")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        alert(&error),
+        Some(AlertDescription::ProtocolVersion),
+        "{error:?}"
+    );
+    let stream = proxy
+        .connect(&ca.client(&[b"http/1.1"]), "modern.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    // The default, Mozilla-Intermediate, still serves TLS 1.2.
+    let stream = proxy
+        .connect(&tls12_client(&ca), "usual.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+}
+
+#[tokio::test]
+async fn http2_turned_off_for_a_vhost_is_not_offered_by_alpn() {
+    let ca = Ca::new();
+    ca.install("h1.test", &["h1.test"]);
+    ca.install("h2.test", &["h2.test"]);
+    let web = backend("web").start().await;
+    let mut spec = table()
+        .vhost("h1.test", vec![path("/", &[&web])])
+        .vhost("h2.test", vec![path("/", &[&web])])
+        .spec();
+    spec.vhosts[0].https.http2 = false;
+    let proxy = TlsProxy::start(&ca, spec).await;
+    let client = ca.client(&[b"h2", b"http/1.1"]);
+
+    let stream = proxy.connect(&client, "h1.test").await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let mut sender = http1(stream).await;
+    assert_eq!(get1(&mut sender, "h1.test", "/").await.status, 200);
+    let stream = proxy.connect(&client, "h2.test").await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
 }

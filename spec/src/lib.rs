@@ -60,6 +60,85 @@ pub struct HttpsPolicy {
     pub http_on_missing_cert: bool,
     /// `ACME_HTTP_CHALLENGE_LOCATION`. Default [`AcmeChallenge::Enabled`].
     pub acme_challenge: AcmeChallenge,
+    /// The `…http2.enable` label, else `ENABLE_HTTP2`: offer `h2` by ALPN to TLS clients naming
+    /// this vhost. Default true.
+    pub http2: bool,
+    /// `SSL_POLICY`: the TLS versions and cipher suites offered to clients naming this vhost.
+    /// Default [`SslPolicy::DEFAULT`] (`Mozilla-Intermediate`).
+    pub ssl_policy: SslPolicy,
+}
+
+/// An `SSL_POLICY` name nginx-proxy knows: Mozilla's profiles and the AWS ELB policies. The
+/// data plane maps each to the TLS versions and cipher suites nearest to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SslPolicy(&'static str);
+
+impl SslPolicy {
+    /// nginx-proxy's default, `Mozilla-Intermediate`.
+    pub const DEFAULT: SslPolicy = SslPolicy("Mozilla-Intermediate");
+
+    /// Every name nginx-proxy accepts, in its spelling (`AWS-…`; the AWS console's
+    /// `ELBSecurityPolicy-…` spelling is accepted by [`SslPolicy::parse`] too).
+    pub const NAMES: [&'static str; 22] = [
+        "Mozilla-Modern",
+        "Mozilla-Intermediate",
+        "Mozilla-Old",
+        "AWS-TLS13-1-3-2021-06",
+        "AWS-TLS13-1-2-2021-06",
+        "AWS-TLS13-1-2-Res-2021-06",
+        "AWS-TLS13-1-2-Ext1-2021-06",
+        "AWS-TLS13-1-2-Ext2-2021-06",
+        "AWS-TLS13-1-1-2021-06",
+        "AWS-TLS13-1-0-2021-06",
+        "AWS-FS-1-2-Res-2020-10",
+        "AWS-FS-1-2-Res-2019-08",
+        "AWS-FS-1-2-2019-08",
+        "AWS-FS-1-1-2019-08",
+        "AWS-FS-2018-06",
+        "AWS-TLS-1-2-Ext-2018-06",
+        "AWS-TLS-1-2-2017-01",
+        "AWS-TLS-1-1-2017-01",
+        "AWS-2016-08",
+        "AWS-2015-05",
+        "AWS-2015-03",
+        "AWS-2015-02",
+    ];
+
+    /// The policy named `raw` (ASCII case-insensitive; `ELBSecurityPolicy-X` means `AWS-X`),
+    /// or `None` for a name nginx-proxy does not know.
+    pub fn parse(raw: &str) -> Option<SslPolicy> {
+        let raw = raw.trim();
+        let aws = raw
+            .get(..18)
+            .filter(|p| p.eq_ignore_ascii_case("ELBSecurityPolicy-"))
+            .map(|_| &raw[18..]);
+        Self::NAMES
+            .iter()
+            .find(|name| match aws {
+                Some(rest) => name
+                    .strip_prefix("AWS-")
+                    .is_some_and(|n| n.eq_ignore_ascii_case(rest)),
+                None => name.eq_ignore_ascii_case(raw),
+            })
+            .map(|name| SslPolicy(name))
+    }
+
+    /// The name, in nginx-proxy's spelling.
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+impl Default for SslPolicy {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl Serialize for SslPolicy {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.0)
+    }
 }
 
 impl Default for HttpsPolicy {
@@ -72,6 +151,8 @@ impl Default for HttpsPolicy {
             non_get_redirect: 301,
             http_on_missing_cert: true,
             acme_challenge: AcmeChallenge::Enabled,
+            http2: true,
+            ssl_policy: SslPolicy::DEFAULT,
         }
     }
 }
@@ -267,4 +348,30 @@ pub enum Keepalive {
     Max(usize),
     /// No reuse: send `Connection: close` to the backend.
     Disabled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SslPolicy;
+
+    #[test]
+    fn ssl_policy_names_parse_in_both_aws_spellings() {
+        assert_eq!(
+            SslPolicy::parse("mozilla-modern").unwrap().name(),
+            "Mozilla-Modern"
+        );
+        assert_eq!(
+            SslPolicy::parse("ELBSecurityPolicy-TLS13-1-2-Res-2021-06")
+                .unwrap()
+                .name(),
+            "AWS-TLS13-1-2-Res-2021-06"
+        );
+        assert_eq!(
+            SslPolicy::parse("AWS-2015-02").unwrap().name(),
+            "AWS-2015-02"
+        );
+        assert_eq!(SslPolicy::parse("Mozilla-Ancient"), None);
+        assert_eq!(SslPolicy::parse("ELBSecurityPolicy-Mozilla-Modern"), None);
+        assert_eq!(SslPolicy::default().name(), "Mozilla-Intermediate");
+    }
 }

@@ -160,3 +160,41 @@ fn upstream_idle_connections_are_uncapped_unless_a_number_is_given() {
         .unwrap_err();
     assert_eq!(errors[0].name, "DOCKHAND_UPSTREAM_MAX_IDLE");
 }
+
+#[test]
+fn proxy_protocol_and_http2_are_booleans() {
+    let config = args(&[]).validate().expect("defaults are valid");
+    assert!(!config.proxy.proxy_protocol);
+    assert!(config.proxy.http2);
+    let config = args(&["--enable-proxy-protocol", "true", "--enable-http2", "false"])
+        .validate()
+        .expect("valid");
+    assert!(config.proxy.proxy_protocol);
+    assert!(!config.proxy.http2);
+    let errors = args(&["--enable-proxy-protocol", "maybe", "--enable-http2", "2"])
+        .validate()
+        .expect_err("invalid");
+    let mut names: Vec<&str> = errors.iter().map(|e| e.name).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ENABLE_HTTP2", "ENABLE_PROXY_PROTOCOL"]);
+}
+
+#[test]
+fn ssl_policy_is_a_known_name() {
+    let config = args(&[]).validate().expect("defaults are valid");
+    assert_eq!(config.tls.ssl_policy.name(), "Mozilla-Intermediate");
+    assert_eq!(
+        config.discovery.https.ssl_policy.name(),
+        "Mozilla-Intermediate"
+    );
+    let config = args(&["--ssl-policy", "ELBSecurityPolicy-TLS13-1-3-2021-06"])
+        .validate()
+        .expect("valid");
+    assert_eq!(config.tls.ssl_policy.name(), "AWS-TLS13-1-3-2021-06");
+    let errors = args(&["--ssl-policy", "Mozilla-Ancient"])
+        .validate()
+        .expect_err("invalid");
+    assert_eq!(errors[0].name, "SSL_POLICY");
+    let config = args(&["--enable-http2", "off"]).validate().expect("valid");
+    assert!(!config.tls.http2 && !config.discovery.https.http2 && !config.proxy.http2);
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dockhand_discovery::{contract, SwarmMode};
 use dockhand_proxy::spec::HttpsPolicy;
-use dockhand_proxy::ProxyConfig;
+use dockhand_proxy::{ProxyConfig, TlsOptions};
 
 use super::{Args, Config};
 
@@ -87,6 +87,13 @@ impl Args {
         c.check("DOCKHAND_LOG", &self.log, |s| {
             tracing_subscriber::EnvFilter::try_new(s)
         });
+        let container_filters = c
+            .check(
+                "DOCKER_CONTAINER_FILTERS",
+                &self.docker_container_filters,
+                dockhand_discovery::parse_container_filters,
+            )
+            .unwrap_or_default();
         if let Some(host) = &self.default_host {
             c.check(
                 "DEFAULT_HOST",
@@ -94,7 +101,11 @@ impl Args {
                 dockhand_discovery::validate_default_host,
             );
         }
-        let proxy = self.proxy_settings(&mut c, https_port);
+        let proxy = self.proxy_settings(&mut c, https_port, https.http2);
+        let tls = TlsOptions {
+            http2: proxy.http2,
+            ssl_policy: https.ssl_policy,
+        };
         let shutdown_grace = c.duration("DOCKHAND_SHUTDOWN_GRACE", &self.shutdown_grace);
         let resync_interval = c.duration("DOCKHAND_RESYNC_INTERVAL", &self.resync_interval);
         let worker_threads = c.number("DOCKHAND_WORKER_THREADS", &self.worker_threads);
@@ -124,6 +135,7 @@ impl Args {
             // Unreachable default: every error was returned above.
             admin: admin.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9180))),
             proxy,
+            tls,
             discovery: dockhand_discovery::Config {
                 docker_host: self.docker_host.clone(),
                 own_container: self.container.clone().filter(|c| !c.is_empty()),
@@ -131,6 +143,7 @@ impl Args {
                 https,
                 swarm: swarm.unwrap_or_default(),
                 swarm_poll_interval,
+                container_filters,
                 ..Default::default()
             },
             default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),
@@ -144,7 +157,7 @@ impl Args {
 
 impl Args {
     /// The data plane's settings.
-    fn proxy_settings(&self, c: &mut Checker, https_port: u16) -> ProxyConfig {
+    fn proxy_settings(&self, c: &mut Checker, https_port: u16, http2: bool) -> ProxyConfig {
         ProxyConfig {
             header_read_timeout: c
                 .duration("DOCKHAND_HEADER_READ_TIMEOUT", &self.header_read_timeout),
@@ -179,6 +192,14 @@ impl Args {
                 &self.h2_control_frames_per_second,
             ),
             https_port,
+            proxy_protocol: c
+                .check(
+                    "ENABLE_PROXY_PROTOCOL",
+                    &self.enable_proxy_protocol,
+                    contract::parse_bool,
+                )
+                .unwrap_or(false),
+            http2,
             acme_webroot: self.acme_webroot.clone(),
             htpasswd_dir: self.htpasswd_dir.clone(),
             ..ProxyConfig::default()
@@ -230,6 +251,12 @@ impl Args {
                     contract::parse_acme_challenge,
                 )
                 .unwrap_or(defaults.acme_challenge),
+            http2: c
+                .check("ENABLE_HTTP2", &self.enable_http2, contract::parse_bool)
+                .unwrap_or(true),
+            ssl_policy: c
+                .check("SSL_POLICY", &self.ssl_policy, contract::parse_ssl_policy)
+                .unwrap_or_default(),
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod edge;
 mod engine;
 mod headers;
 mod https;

@@ -4,7 +4,7 @@
 //! here) and returns the reason when it refuses it. Keywords are matched ASCII
 //! case-insensitively.
 
-pub use dockhand_spec::{AcmeChallenge, HttpsMethod, NetworkAccess};
+pub use dockhand_spec::{AcmeChallenge, HttpsMethod, NetworkAccess, SslPolicy};
 use dockhand_spec::{Balance, Keepalive, Proto};
 
 /// `HSTS` on a container. Default (unset): the proxy-wide setting, itself `max-age=31536000`.
@@ -163,6 +163,16 @@ pub fn parse_bool(raw: &str) -> Result<bool, String> {
         "false" | "no" | "off" | "0" => Ok(false),
         _ => Err("supported: true or false".to_owned()),
     }
+}
+
+/// `SSL_POLICY`: one of nginx-proxy's policy names (see [`SslPolicy::NAMES`]).
+pub fn parse_ssl_policy(raw: &str) -> Result<SslPolicy, String> {
+    SslPolicy::parse(raw).ok_or_else(|| {
+        format!(
+            "unknown policy; supported: {}, and ELBSecurityPolicy-… for each AWS-…",
+            SslPolicy::NAMES.join(", ")
+        )
+    })
 }
 
 /// `ACME_HTTP_CHALLENGE_LOCATION`: `true`, `false` or `legacy`.

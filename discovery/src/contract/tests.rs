@@ -420,3 +420,20 @@ fn health_comes_from_the_health_check_state() {
             && Readiness::Unchecked.routable()
     );
 }
+
+#[test]
+fn bad_ssl_policy_or_http2_label_names_the_setting() {
+    let e = error(&["VIRTUAL_HOST=a.test", "SSL_POLICY=Mozilla-Ancient"], &[]);
+    assert!(
+        e.contains("SSL_POLICY") && e.contains("Mozilla-Modern"),
+        "{e}"
+    );
+    let e = error(
+        &["VIRTUAL_HOST=a.test"],
+        &[(
+            "com.github.nginx-proxy.nginx-proxy.http2.enable",
+            "sometimes",
+        )],
+    );
+    assert!(e.contains("http2.enable"), "{e}");
+}

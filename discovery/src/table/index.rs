@@ -214,6 +214,8 @@ mod tests {
             trust_default_cert: None,
             http_on_missing_cert: None,
             acme_challenge: None,
+            http2: None,
+            ssl_policy: None,
         };
         let routed = RoutedContainer {
             routes,

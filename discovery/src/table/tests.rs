@@ -456,3 +456,26 @@ fn unhealthy_containers_stay_listed_with_their_health() {
         .collect();
     assert_eq!(healths, [Readiness::Failing, Readiness::Unchecked]);
 }
+
+#[test]
+fn ssl_policy_and_http2_label_are_per_vhost_settings() {
+    let modern = routed(
+        "a",
+        &["VIRTUAL_HOST=m.test", "SSL_POLICY=Mozilla-Modern"],
+        &[("com.github.nginx-proxy.nginx-proxy.http2.enable", "false")],
+        None,
+    );
+    let plain = routed("b", &["VIRTUAL_HOST=p.test"], &[], None);
+    let defaults = HttpsPolicy {
+        ssl_policy: dockhand_spec::SslPolicy::parse("AWS-FS-1-2-Res-2020-10").unwrap(),
+        ..HttpsPolicy::default()
+    };
+    let spec = build_spec([&modern, &plain], None, &defaults);
+    let m = &spec.vhosts[0].https;
+    assert_eq!((m.ssl_policy.name(), m.http2), ("Mozilla-Modern", false));
+    let p = &spec.vhosts[1].https;
+    assert_eq!(
+        (p.ssl_policy.name(), p.http2),
+        ("AWS-FS-1-2-Res-2020-10", true)
+    );
+}

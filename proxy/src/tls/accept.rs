@@ -9,22 +9,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::server::Acceptor;
-use rustls::ServerConfig;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::LazyConfigAcceptor;
 
 use super::metrics::TlsMetrics;
+use super::ServerConfigs;
 
 /// A fatal `unrecognized_name` (112) alert record in plaintext, as sent before a ServerHello:
 /// content type alert (21), legacy record version TLS 1.2, length 2, level fatal (2).
 const UNRECOGNIZED_NAME_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
 
-/// Performs handshakes with one shared [`ServerConfig`].
+/// Performs handshakes with the configuration each client's server name calls for.
 #[derive(Clone)]
 pub(crate) struct TlsHandshake {
-    config: Arc<ServerConfig>,
+    configs: Arc<ServerConfigs>,
     metrics: TlsMetrics,
     timeout: Duration,
 }
@@ -38,10 +38,10 @@ enum Refusal {
 }
 
 impl TlsHandshake {
-    /// Handshakes with `config`, each bounded by `timeout` from the first byte read.
-    pub(crate) fn new(config: Arc<ServerConfig>, metrics: TlsMetrics, timeout: Duration) -> Self {
+    /// Handshakes with `configs`, each bounded by `timeout` from the first byte read.
+    pub(crate) fn new(configs: Arc<ServerConfigs>, metrics: TlsMetrics, timeout: Duration) -> Self {
         TlsHandshake {
-            config,
+            configs,
             metrics,
             timeout,
         }
@@ -83,21 +83,14 @@ impl TlsHandshake {
             .map_err(Refusal::Failed)?;
         // The resolver is asked again during the handshake; a reload in between can at worst
         // turn this answer into rustls' own refusal, never serve a wrong certificate.
-        if self
-            .config
-            .cert_resolver
-            .resolve(start.client_hello())
-            .is_none()
-        {
+        if !self.configs.has_cert(start.client_hello()) {
             let mut io = start.io;
             // The client is being turned away; whether it reads the alert is its business.
             let _ = io.write_all(&UNRECOGNIZED_NAME_ALERT).await;
             let _ = io.shutdown().await;
             return Err(Refusal::NoCert);
         }
-        start
-            .into_stream(self.config.clone())
-            .await
-            .map_err(Refusal::Failed)
+        let config = self.configs.for_hello(&start.client_hello());
+        start.into_stream(config).await.map_err(Refusal::Failed)
     }
 }

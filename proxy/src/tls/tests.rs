@@ -377,9 +377,16 @@ async fn watch_picks_up_a_new_pair() {
 #[test]
 fn server_config_offers_h2_and_http1() {
     let dir = TempDir::new().unwrap();
-    let config = server_config(store(dir.path()), TableReader::default());
+    let configs = server_config(
+        store(dir.path()),
+        TableReader::default(),
+        TlsOptions::default(),
+    );
+    let config = configs.configs.get(crate::spec::SslPolicy::DEFAULT, true);
     assert_eq!(
         config.alpn_protocols,
         [b"h2".to_vec(), b"http/1.1".to_vec()]
     );
+    let config = configs.configs.get(crate::spec::SslPolicy::DEFAULT, false);
+    assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
 }

@@ -90,6 +90,7 @@ pub struct Request {
     body: Bytes,
     mode: Mode,
     timeout: Duration,
+    preamble: Bytes,
 }
 
 /// A complete response: the body is read to the end.
@@ -120,6 +121,7 @@ impl Request {
             body: Bytes::new(),
             mode: Mode::Http1,
             timeout: DEFAULT_TIMEOUT,
+            preamble: Bytes::new(),
         }
     }
 
@@ -185,6 +187,13 @@ impl Request {
         self
     }
 
+    /// Writes `bytes` on the connection before anything else (before the TLS handshake for
+    /// HTTPS): a load balancer's PROXY protocol header, say. Default: nothing.
+    pub fn preamble(mut self, bytes: impl Into<Bytes>) -> Request {
+        self.preamble = bytes.into();
+        self
+    }
+
     /// Limits the whole exchange. Default: [`DEFAULT_TIMEOUT`].
     pub fn timeout(mut self, timeout: Duration) -> Request {
         self.timeout = timeout;
@@ -208,7 +217,15 @@ impl Request {
     }
 
     async fn exchange(self) -> Result<Response, HttpError> {
-        let tcp = connect(self.addr).await?;
+        let mut tcp = connect(self.addr).await?;
+        if !self.preamble.is_empty() {
+            tokio::io::AsyncWriteExt::write_all(&mut tcp, &self.preamble)
+                .await
+                .map_err(|source| HttpError::Connect {
+                    addr: self.addr,
+                    source,
+                })?;
+        }
         match &self.mode {
             Mode::Http1 => send_http1(TokioIo::new(tcp), self.build(false)?, None).await,
             Mode::H2c => send_h2(TokioIo::new(tcp), self.build(true)?, None).await,
