@@ -36,6 +36,8 @@ pub const KEEPALIVE_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.keepalive"
 pub const NON_GET_REDIRECT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.non-get-redirect";
 /// The label allowing (or not) `default.crt` to serve a vhost without a certificate of its own.
 pub const TRUST_DEFAULT_CERT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.trust-default-cert";
+/// The label answering (or not) `/nginx-proxy-debug` on a vhost.
+pub const DEBUG_ENDPOINT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.debug-endpoint";
 
 const VIRTUAL_HOST: &str = "VIRTUAL_HOST";
 const VIRTUAL_PORT: &str = "VIRTUAL_PORT";
@@ -48,6 +50,9 @@ const HSTS: &str = "HSTS";
 const CERT_NAME: &str = "CERT_NAME";
 const ENABLE_HTTP_ON_MISSING_CERT: &str = "ENABLE_HTTP_ON_MISSING_CERT";
 const ACME_HTTP_CHALLENGE_LOCATION: &str = "ACME_HTTP_CHALLENGE_LOCATION";
+const SERVER_TOKENS: &str = "SERVER_TOKENS";
+const EXTERNAL_HTTP_PORT: &str = "EXTERNAL_HTTP_PORT";
+const EXTERNAL_HTTPS_PORT: &str = "EXTERNAL_HTTPS_PORT";
 
 /// The port used when no `VIRTUAL_PORT` is set and the container does not expose exactly one
 /// TCP port (even if 80 is not exposed, as nginx-proxy does).
@@ -84,6 +89,10 @@ pub struct ContainerRoutes {
     pub http_on_missing_cert: Option<bool>,
     /// `ACME_HTTP_CHALLENGE_LOCATION`. Default: none (the proxy-wide setting).
     pub acme_challenge: Option<AcmeChallenge>,
+    /// `SERVER_TOKENS` (`on`/`build` → true, `off` → false). Default: none (on).
+    pub server_tokens: Option<bool>,
+    /// The `…debug-endpoint` label. Default: none (the proxy-wide `DEBUG_ENDPOINT`).
+    pub debug_endpoint: Option<bool>,
 }
 
 /// Where a container's routes were declared. Ordered: `Multiports` sorts first, because its
@@ -104,9 +113,11 @@ pub struct HostRoutes {
     pub host: String,
     /// The locations served on this host; at least one, each path once.
     pub paths: Vec<PathRoute>,
-    /// `external_http_port` from `VIRTUAL_HOST_MULTIPORTS`. Default: none (the proxy's port).
+    /// `EXTERNAL_HTTP_PORT`, or `external_http_port` from `VIRTUAL_HOST_MULTIPORTS`.
+    /// Default: none (the proxy's port).
     pub external_http_port: Option<u16>,
-    /// `external_https_port` from `VIRTUAL_HOST_MULTIPORTS`. Default: none (the proxy's port).
+    /// `EXTERNAL_HTTPS_PORT`, or `external_https_port` from `VIRTUAL_HOST_MULTIPORTS`.
+    /// Default: none (the proxy's port).
     pub external_https_port: Option<u16>,
 }
 
@@ -192,6 +203,8 @@ pub fn parse_settings(
         http_on_missing_cert: settings.parse(ENABLE_HTTP_ON_MISSING_CERT, options::parse_bool)?,
         acme_challenge: settings
             .parse(ACME_HTTP_CHALLENGE_LOCATION, options::parse_acme_challenge)?,
+        server_tokens: settings.parse(SERVER_TOKENS, options::parse_server_tokens)?,
+        debug_endpoint: settings.parse(DEBUG_ENDPOINT_LABEL, options::parse_bool)?,
     }))
 }
 
@@ -275,6 +288,8 @@ fn virtual_host_routes(
             is_regex: false,
         });
     let dest = settings.parse(VIRTUAL_DEST, |d| path::parse_dest(d, &location))?;
+    let external_http_port = settings.parse(EXTERNAL_HTTP_PORT, options::parse_port)?;
+    let external_https_port = settings.parse(EXTERNAL_HTTPS_PORT, options::parse_port)?;
     let route = PathRoute {
         path: location.canonical.clone(),
         port: settings
@@ -296,8 +311,8 @@ fn virtual_host_routes(
         hosts.push(HostRoutes {
             host,
             paths: vec![route.clone()],
-            external_http_port: None,
-            external_https_port: None,
+            external_http_port,
+            external_https_port,
         });
     }
     Ok(hosts)

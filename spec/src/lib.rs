@@ -60,6 +60,18 @@ pub struct HttpsPolicy {
     pub http_on_missing_cert: bool,
     /// `ACME_HTTP_CHALLENGE_LOCATION`. Default [`AcmeChallenge::Enabled`].
     pub acme_challenge: AcmeChallenge,
+    /// `SERVER_TOKENS`: `true` (nginx's `on`, the default) sends `Server: dockhand/<version>`,
+    /// `false` (`off`) sends `Server: dockhand`.
+    pub server_tokens: bool,
+    /// `EXTERNAL_HTTP_PORT`: the port clients use for plain HTTP (in redirects to a location's
+    /// slash and in `X-Forwarded-Port`). Default: none (the port the client connected to).
+    pub external_http_port: Option<u16>,
+    /// `EXTERNAL_HTTPS_PORT`: the port clients use for HTTPS (in HTTP → HTTPS redirects and in
+    /// `X-Forwarded-Port`). Default: none (the proxy's `HTTPS_PORT`).
+    pub external_https_port: Option<u16>,
+    /// `DEBUG_ENDPOINT` / the `…debug-endpoint` label: answer `/nginx-proxy-debug` with a JSON
+    /// description of the routing. Default false.
+    pub debug_endpoint: bool,
 }
 
 impl Default for HttpsPolicy {
@@ -72,6 +84,10 @@ impl Default for HttpsPolicy {
             non_get_redirect: 301,
             http_on_missing_cert: true,
             acme_challenge: AcmeChallenge::Enabled,
+            server_tokens: true,
+            external_http_port: None,
+            external_https_port: None,
+            debug_endpoint: false,
         }
     }
 }

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use dockhand_discovery::{contract, SwarmMode};
 use dockhand_proxy::spec::HttpsPolicy;
-use dockhand_proxy::ProxyConfig;
+use dockhand_proxy::vars::Template;
+use dockhand_proxy::{DefaultRoot, LogEscape, LogFormat, ProxyConfig};
 
 use super::{Args, Config};
 
@@ -179,10 +180,49 @@ impl Args {
                 &self.h2_control_frames_per_second,
             ),
             https_port,
+            default_root: c
+                .check("DEFAULT_ROOT", &self.default_root, DefaultRoot::parse)
+                .unwrap_or_default(),
+            acme_accept_unknown_host: c
+                .check(
+                    "ACME_HTTP_CHALLENGE_ACCEPT_UNKNOWN_HOST",
+                    &self.acme_http_challenge_accept_unknown_host,
+                    contract::parse_bool,
+                )
+                .unwrap_or(false),
+            debug_endpoint: c
+                .check("DEBUG_ENDPOINT", &self.debug_endpoint, contract::parse_bool)
+                .unwrap_or(false),
+            log_format: self.log_format(c),
             acme_webroot: self.acme_webroot.clone(),
             htpasswd_dir: self.htpasswd_dir.clone(),
             ..ProxyConfig::default()
         }
+    }
+
+    /// `LOG_FORMAT` compiled with `LOG_FORMAT_ESCAPE`; an unknown variable is an error.
+    fn log_format(&self, c: &mut Checker) -> Option<LogFormat> {
+        let escape = c.check(
+            "LOG_FORMAT_ESCAPE",
+            &self.log_format_escape,
+            LogEscape::parse,
+        );
+        let raw = self
+            .log_format
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())?;
+        // Not trimmed: the line is the user's, spaces included.
+        let template = match Template::compile(raw, |_| true) {
+            Ok(template) => template,
+            Err(why) => {
+                c.check("LOG_FORMAT", raw, |_| Err::<(), _>(why));
+                return None;
+            }
+        };
+        Some(LogFormat {
+            template,
+            escape: escape.unwrap_or_default(),
+        })
     }
 
     /// The proxy-wide HTTPS settings, from nginx-proxy's variables.
@@ -230,6 +270,11 @@ impl Args {
                     contract::parse_acme_challenge,
                 )
                 .unwrap_or(defaults.acme_challenge),
+            server_tokens: true,
+            external_http_port: None,
+            external_https_port: None,
+            // Reported by `proxy_settings` when invalid.
+            debug_endpoint: contract::parse_bool(self.debug_endpoint.trim()).unwrap_or(false),
         }
     }
 }

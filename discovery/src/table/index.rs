@@ -214,6 +214,8 @@ mod tests {
             trust_default_cert: None,
             http_on_missing_cert: None,
             acme_challenge: None,
+            server_tokens: None,
+            debug_endpoint: None,
         };
         let routed = RoutedContainer {
             routes,
