@@ -29,7 +29,7 @@ pub(crate) struct AccessLog {
 }
 
 struct Formatted {
-    format: LogFormat,
+    format: Arc<LogFormat>,
     version: Version,
     tls: bool,
     server_port: u16,

@@ -1,6 +1,7 @@
 //! The data plane's settings.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -186,7 +187,8 @@ pub struct ProxyConfig {
     /// reported in the debug answer. Default false.
     pub debug_endpoint: bool,
     /// `LOG_FORMAT`: the access log line; `None` keeps dockhand's structured line. Default none.
-    pub log_format: Option<LogFormat>,
+    /// Shared: each logged request holds it until its line is written.
+    pub log_format: Option<Arc<LogFormat>>,
 }
 
 impl Default for ProxyConfig {

@@ -2,6 +2,7 @@
 //! setting instead of stopping at the first.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dockhand_discovery::{contract, SwarmMode};
@@ -201,7 +202,7 @@ impl Args {
     }
 
     /// `LOG_FORMAT` compiled with `LOG_FORMAT_ESCAPE`; an unknown variable is an error.
-    fn log_format(&self, c: &mut Checker) -> Option<LogFormat> {
+    fn log_format(&self, c: &mut Checker) -> Option<Arc<LogFormat>> {
         let escape = c.check(
             "LOG_FORMAT_ESCAPE",
             &self.log_format_escape,
@@ -219,10 +220,10 @@ impl Args {
                 return None;
             }
         };
-        Some(LogFormat {
+        Some(Arc::new(LogFormat {
             template,
             escape: escape.unwrap_or_default(),
-        })
+        }))
     }
 
     /// The proxy-wide HTTPS settings, from nginx-proxy's variables.
