@@ -128,6 +128,8 @@ impl App {
         let admin = tokio::spawn(admin::serve(self.admin, admin));
         let proxy = Proxy::new(config.proxy.clone(), table.clone(), self.proxy_metrics)
             .with_certs(Arc::new(self.certs.clone()));
+        // The custom 5xx page is checked as often as the certificate folder.
+        tokio::spawn(proxy.error_page().watch(config.certs_poll_interval));
         // One set of upstream pools per worker (see `Proxy::with_own_pools`).
         let workers: Vec<(Handle, Proxy)> = (self.workers.into_iter())
             .map(|worker| (worker, proxy.with_own_pools()))

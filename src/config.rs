@@ -74,6 +74,33 @@ pub struct Args {
     #[arg(long, env = "ACME_HTTP_CHALLENGE_LOCATION", default_value = "true")]
     acme_http_challenge_location: String,
 
+    /// What `/` answers on a vhost whose paths do not cover it: a status (`404`), `301 <url>`
+    /// (with `$scheme`, `$host`, `$request_uri`, …), or `none`.
+    #[arg(long, env = "DEFAULT_ROOT", default_value = "404")]
+    default_root: String,
+
+    /// Answer `/nginx-proxy-debug` on every vhost with a JSON description of the routing (the
+    /// `…debug-endpoint` label overrides it per container).
+    #[arg(long, env = "DEBUG_ENDPOINT", default_value = "false")]
+    debug_endpoint: String,
+
+    /// Serve ACME HTTP-01 challenge files for hosts no container names too (instead of 503).
+    #[arg(
+        long,
+        env = "ACME_HTTP_CHALLENGE_ACCEPT_UNKNOWN_HOST",
+        default_value = "false"
+    )]
+    acme_http_challenge_accept_unknown_host: String,
+
+    /// Access log line as an nginx `log_format` (`$remote_addr`, `$host`, `$request`, `$status`,
+    /// …). Default: dockhand's structured line.
+    #[arg(long, env = "LOG_FORMAT")]
+    log_format: Option<String>,
+
+    /// Escaping of LOG_FORMAT values: default, json or none.
+    #[arg(long, env = "LOG_FORMAT_ESCAPE", default_value = "default")]
+    log_format_escape: String,
+
     /// Address the public listener binds to. With ENABLE_IPV6=true, `[::]` is used instead.
     #[arg(long, env = "DOCKHAND_BIND", default_value = "0.0.0.0")]
     bind: String,

@@ -38,6 +38,8 @@ pub const NON_GET_REDIRECT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.non
 pub const TRUST_DEFAULT_CERT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.trust-default-cert";
 /// The label turning HTTP/2 (ALPN `h2`) on or off for a vhost (else `ENABLE_HTTP2`).
 pub const HTTP2_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.http2.enable";
+/// The label answering (or not) `/nginx-proxy-debug` on a vhost.
+pub const DEBUG_ENDPOINT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.debug-endpoint";
 
 const VIRTUAL_HOST: &str = "VIRTUAL_HOST";
 const VIRTUAL_PORT: &str = "VIRTUAL_PORT";
@@ -51,6 +53,9 @@ const CERT_NAME: &str = "CERT_NAME";
 const ENABLE_HTTP_ON_MISSING_CERT: &str = "ENABLE_HTTP_ON_MISSING_CERT";
 const ACME_HTTP_CHALLENGE_LOCATION: &str = "ACME_HTTP_CHALLENGE_LOCATION";
 const SSL_POLICY: &str = "SSL_POLICY";
+const SERVER_TOKENS: &str = "SERVER_TOKENS";
+const EXTERNAL_HTTP_PORT: &str = "EXTERNAL_HTTP_PORT";
+const EXTERNAL_HTTPS_PORT: &str = "EXTERNAL_HTTPS_PORT";
 
 /// The port used when no `VIRTUAL_PORT` is set and the container does not expose exactly one
 /// TCP port (even if 80 is not exposed, as nginx-proxy does).
@@ -91,6 +96,10 @@ pub struct ContainerRoutes {
     pub http2: Option<bool>,
     /// `SSL_POLICY`. Default: none (the proxy-wide `SSL_POLICY`).
     pub ssl_policy: Option<SslPolicy>,
+    /// `SERVER_TOKENS` (`on`/`build` → true, `off` → false). Default: none (on).
+    pub server_tokens: Option<bool>,
+    /// The `…debug-endpoint` label. Default: none (the proxy-wide `DEBUG_ENDPOINT`).
+    pub debug_endpoint: Option<bool>,
 }
 
 /// Where a container's routes were declared. Ordered: `Multiports` sorts first, because its
@@ -111,9 +120,11 @@ pub struct HostRoutes {
     pub host: String,
     /// The locations served on this host; at least one, each path once.
     pub paths: Vec<PathRoute>,
-    /// `external_http_port` from `VIRTUAL_HOST_MULTIPORTS`. Default: none (the proxy's port).
+    /// `EXTERNAL_HTTP_PORT`, or `external_http_port` from `VIRTUAL_HOST_MULTIPORTS`.
+    /// Default: none (the proxy's port).
     pub external_http_port: Option<u16>,
-    /// `external_https_port` from `VIRTUAL_HOST_MULTIPORTS`. Default: none (the proxy's port).
+    /// `EXTERNAL_HTTPS_PORT`, or `external_https_port` from `VIRTUAL_HOST_MULTIPORTS`.
+    /// Default: none (the proxy's port).
     pub external_https_port: Option<u16>,
 }
 
@@ -201,6 +212,8 @@ pub fn parse_settings(
             .parse(ACME_HTTP_CHALLENGE_LOCATION, options::parse_acme_challenge)?,
         http2: settings.parse(HTTP2_LABEL, options::parse_bool)?,
         ssl_policy: settings.parse(SSL_POLICY, options::parse_ssl_policy)?,
+        server_tokens: settings.parse(SERVER_TOKENS, options::parse_server_tokens)?,
+        debug_endpoint: settings.parse(DEBUG_ENDPOINT_LABEL, options::parse_bool)?,
     }))
 }
 
@@ -284,6 +297,8 @@ fn virtual_host_routes(
             is_regex: false,
         });
     let dest = settings.parse(VIRTUAL_DEST, |d| path::parse_dest(d, &location))?;
+    let external_http_port = settings.parse(EXTERNAL_HTTP_PORT, options::parse_port)?;
+    let external_https_port = settings.parse(EXTERNAL_HTTPS_PORT, options::parse_port)?;
     let route = PathRoute {
         path: location.canonical.clone(),
         port: settings
@@ -305,8 +320,8 @@ fn virtual_host_routes(
         hosts.push(HostRoutes {
             host,
             paths: vec![route.clone()],
-            external_http_port: None,
-            external_https_port: None,
+            external_http_port,
+            external_https_port,
         });
     }
     Ok(hosts)

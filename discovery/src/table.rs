@@ -21,7 +21,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use dockhand_spec::{BackendSpec, HttpsPolicy, PathSpec, Readiness, TableSpec, VhostSpec};
 
-use crate::contract::{ContainerRoutes, Hsts, NonGetRedirect, PathRoute};
+use crate::contract::{ContainerRoutes, HostRoutes, Hsts, NonGetRedirect, PathRoute};
 
 pub use diff::{diff, RouteChange};
 pub use index::{SpecChanges, SpecIndex};
@@ -72,10 +72,23 @@ pub fn build_spec<'a>(
     }
     let vhosts = vhosts
         .into_iter()
-        .map(|(host, paths)| VhostSpec {
-            host: host.to_owned(),
-            paths: paths.into_values().map(with_sorted_backends).collect(),
-            https: policy(owners.get(host).map_or(&[][..], Vec::as_slice), https),
+        .map(|(host, paths)| {
+            let owners = owners.get(host).map_or(&[][..], Vec::as_slice);
+            let mut https = policy(owners, https);
+            // The first container (in precedence order) that names an external port sets it.
+            let named = |port: fn(&HostRoutes) -> Option<u16>| {
+                owners
+                    .iter()
+                    .flat_map(|c| c.hosts.iter().filter(|h| h.host == host))
+                    .find_map(port)
+            };
+            https.external_http_port = named(|h| h.external_http_port);
+            https.external_https_port = named(|h| h.external_https_port);
+            VhostSpec {
+                host: host.to_owned(),
+                paths: paths.into_values().map(with_sorted_backends).collect(),
+                https,
+            }
         })
         .collect();
     let default_host = default_host
@@ -126,6 +139,16 @@ fn policy(containers: &[&ContainerRoutes], defaults: &HttpsPolicy) -> HttpsPolic
             .iter()
             .find_map(|c| c.ssl_policy)
             .unwrap_or(defaults.ssl_policy),
+        server_tokens: containers
+            .iter()
+            .find_map(|c| c.server_tokens)
+            .unwrap_or(defaults.server_tokens),
+        external_http_port: None,
+        external_https_port: None,
+        debug_endpoint: containers
+            .iter()
+            .find_map(|c| c.debug_endpoint)
+            .unwrap_or(defaults.debug_endpoint),
     }
 }
 

@@ -1,11 +1,97 @@
 //! The data plane's settings.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::IpNet;
 
 use crate::policy::network::default_internal_networks;
+use crate::vars::{request_var, Template};
+
+/// `DEFAULT_ROOT`: the answer on a vhost whose locations do not cover the path (nginx-proxy's
+/// generated `location / { return …; }` for vhosts without a `/` path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DefaultRoot {
+    /// `none`: no such location; the request gets dockhand's 404.
+    None,
+    /// `<status> [text]`, as nginx's `return`: for 301, 302, 303, 307 and 308 the text is the
+    /// `Location` (with `$scheme`, `$host`, `$request_uri`, … expanded); for other statuses it
+    /// is the body (`text/plain`), else dockhand's page for the status.
+    Return {
+        /// The status, 200 to 599.
+        status: u16,
+        /// The `Location` or body, compiled.
+        text: Option<Template>,
+    },
+}
+
+impl Default for DefaultRoot {
+    /// nginx-proxy's default: `404`.
+    fn default() -> Self {
+        DefaultRoot::Return {
+            status: 404,
+            text: None,
+        }
+    }
+}
+
+impl DefaultRoot {
+    /// Parses a `DEFAULT_ROOT` value: `none`, `<status>` or `<status> <text>` (variables known
+    /// before the answer: `$scheme`, `$host`, `$request_uri`, `$uri`, `$args`, `$server_port`,
+    /// `$remote_addr`, `$request_method`).
+    pub fn parse(raw: &str) -> Result<DefaultRoot, String> {
+        let raw = raw.trim();
+        if raw.eq_ignore_ascii_case("none") {
+            return Ok(DefaultRoot::None);
+        }
+        let (code, text) = raw.split_once(char::is_whitespace).unwrap_or((raw, ""));
+        let status = code
+            .parse::<u16>()
+            .ok()
+            .filter(|s| (200..=599).contains(s))
+            .ok_or("expected `none`, a status from 200 to 599, or `<status> <url or text>`")?;
+        let text = text.trim();
+        let text = match text.trim_matches(|c| c == '"' || c == '\'') {
+            "" => None,
+            text => Some(Template::compile(text, request_var)?),
+        };
+        Ok(DefaultRoot::Return { status, text })
+    }
+}
+
+/// `LOG_FORMAT` and `LOG_FORMAT_ESCAPE`: the access log line as an nginx `log_format`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogFormat {
+    /// The line, compiled once.
+    pub template: Template,
+    /// How variable values are escaped.
+    pub escape: LogEscape,
+}
+
+/// `LOG_FORMAT_ESCAPE`, as nginx's `log_format … escape=`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogEscape {
+    /// `default`: `"`, `\` and bytes outside printable ASCII as `\xHH`.
+    #[default]
+    Default,
+    /// `json`: JSON string escapes.
+    Json,
+    /// `none`: values as they are.
+    None,
+}
+
+impl LogEscape {
+    /// Parses `default`, `json` or `none`.
+    pub fn parse(raw: &str) -> Result<LogEscape, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "default" => Ok(LogEscape::Default),
+            "json" => Ok(LogEscape::Json),
+            "none" => Ok(LogEscape::None),
+            _ => Err("supported: default, json, none".to_owned()),
+        }
+    }
+}
 
 /// Settings of the data plane. Every field is public; [`Default`] gives the documented values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,6 +186,17 @@ pub struct ProxyConfig {
     /// `ENABLE_HTTP2`: serve HTTP/2 to clients (ALPN `h2` over TLS, prior knowledge on plain
     /// HTTP). False serves HTTP/1.1 only. Default true.
     pub http2: bool,
+    /// `DEFAULT_ROOT`. Default `404`.
+    pub default_root: DefaultRoot,
+    /// `ACME_HTTP_CHALLENGE_ACCEPT_UNKNOWN_HOST`: serve ACME challenge files on plain HTTP for
+    /// hosts no vhost names too. Default false (503).
+    pub acme_accept_unknown_host: bool,
+    /// `DEBUG_ENDPOINT`, the proxy-wide default (vhosts carry their own, in their policy);
+    /// reported in the debug answer. Default false.
+    pub debug_endpoint: bool,
+    /// `LOG_FORMAT`: the access log line; `None` keeps dockhand's structured line. Default none.
+    /// Shared: each logged request holds it until its line is written.
+    pub log_format: Option<Arc<LogFormat>>,
 }
 
 impl Default for ProxyConfig {
@@ -130,6 +227,48 @@ impl Default for ProxyConfig {
             h2_control_frames_per_second: 20,
             proxy_protocol: false,
             http2: true,
+            default_root: DefaultRoot::default(),
+            acme_accept_unknown_host: false,
+            debug_endpoint: false,
+            log_format: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_root_values() {
+        assert_eq!(DefaultRoot::parse("none"), Ok(DefaultRoot::None));
+        assert_eq!(
+            DefaultRoot::parse("418"),
+            Ok(DefaultRoot::Return {
+                status: 418,
+                text: None
+            })
+        );
+        let DefaultRoot::Return { status, text } =
+            DefaultRoot::parse("301 http://$host/web1$request_uri").unwrap()
+        else {
+            panic!("a return")
+        };
+        assert_eq!(status, 301);
+        let mut out = String::new();
+        text.unwrap()
+            .render(&mut out, |v, out| out.push_str(&format!("{v:?}")));
+        assert_eq!(out, "http://Host/web1RequestUri");
+        for bad in ["", "abc", "99", "600", "301 $status", "200 $nope"] {
+            assert!(DefaultRoot::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn log_escapes() {
+        assert_eq!(LogEscape::parse("JSON"), Ok(LogEscape::Json));
+        assert_eq!(LogEscape::parse("none"), Ok(LogEscape::None));
+        assert_eq!(LogEscape::parse("default"), Ok(LogEscape::Default));
+        assert!(LogEscape::parse("yaml").is_err());
     }
 }

@@ -17,8 +17,10 @@
 //! - `error`: every failure as an [`ErrorKind`], and the one function mapping it to a status.
 //! - `host`, `path`: nginx `server_name` and `location` matching, `VIRTUAL_DEST` rewrites.
 //! - `health`: passive health (ejection after connect failures, back-off).
+//! - `vars`: nginx variables in `DEFAULT_ROOT` and `LOG_FORMAT`, compiled once.
 //! - `policy`: HTTPS_METHOD, HSTS, ACME challenges, basic auth, `NETWORK_ACCESS`.
 //! - `config`: [`ProxyConfig`], every data-plane setting and its default.
+//! - `pages`: the custom 5xx page (`errors/50x.html`), read when it changes.
 //! - `certs`: "does this vhost have a certificate?", whoever loads them.
 //! - `balance`: round robin, client-IP affinity, least connections.
 //! - `metrics`: Prometheus families and per-vhost handles.
@@ -79,6 +81,7 @@ mod health;
 pub mod host;
 pub mod listener;
 pub mod metrics;
+pub mod pages;
 pub mod path;
 pub mod policy;
 mod publish;
@@ -87,6 +90,7 @@ pub mod table;
 pub mod tls;
 mod tunnel;
 mod upstream;
+pub mod vars;
 
 /// The route descriptions this crate serves, re-exported so that its users need one import.
 pub use dockhand_spec as spec;
@@ -94,7 +98,7 @@ pub use dockhand_spec as spec;
 pub use access::ACCESS_TARGET;
 pub use body::ProxyBody;
 pub use certs::{CertLookup, NoCerts};
-pub use config::ProxyConfig;
+pub use config::{DefaultRoot, LogEscape, LogFormat, ProxyConfig};
 pub use ejected::register_ejected_gauge;
 pub use error::{status, ErrorKind};
 pub use host::{normalize_host, HostMatcher, HostPattern, PatternError};

@@ -66,6 +66,18 @@ pub struct HttpsPolicy {
     /// `SSL_POLICY`: the TLS versions and cipher suites offered to clients naming this vhost.
     /// Default [`SslPolicy::DEFAULT`] (`Mozilla-Intermediate`).
     pub ssl_policy: SslPolicy,
+    /// `SERVER_TOKENS`: `true` (nginx's `on`, the default) sends `Server: dockhand/<version>`,
+    /// `false` (`off`) sends `Server: dockhand`.
+    pub server_tokens: bool,
+    /// `EXTERNAL_HTTP_PORT`: the port clients use for plain HTTP (in redirects to a location's
+    /// slash and in `X-Forwarded-Port`). Default: none (the port the client connected to).
+    pub external_http_port: Option<u16>,
+    /// `EXTERNAL_HTTPS_PORT`: the port clients use for HTTPS (in HTTP → HTTPS redirects and in
+    /// `X-Forwarded-Port`). Default: none (the proxy's `HTTPS_PORT`).
+    pub external_https_port: Option<u16>,
+    /// `DEBUG_ENDPOINT` / the `…debug-endpoint` label: answer `/nginx-proxy-debug` with a JSON
+    /// description of the routing. Default false.
+    pub debug_endpoint: bool,
 }
 
 /// An `SSL_POLICY` name nginx-proxy knows: Mozilla's profiles and the AWS ELB policies. The
@@ -153,6 +165,10 @@ impl Default for HttpsPolicy {
             acme_challenge: AcmeChallenge::Enabled,
             http2: true,
             ssl_policy: SslPolicy::DEFAULT,
+            server_tokens: true,
+            external_http_port: None,
+            external_https_port: None,
+            debug_endpoint: false,
         }
     }
 }

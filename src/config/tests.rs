@@ -198,3 +198,64 @@ fn ssl_policy_is_a_known_name() {
     let config = args(&["--enable-http2", "off"]).validate().expect("valid");
     assert!(!config.tls.http2 && !config.discovery.https.http2 && !config.proxy.http2);
 }
+
+#[test]
+fn nginx_proxy_wire_settings_parse_and_bad_ones_are_named() {
+    let config = args(&[
+        "--default-root",
+        "301 https://$host/web$request_uri",
+        "--debug-endpoint",
+        "true",
+        "--acme-http-challenge-accept-unknown-host",
+        "true",
+        "--log-format",
+        "$remote_addr \"$request\" $status $http_user_agent",
+        "--log-format-escape",
+        "json",
+    ])
+    .validate()
+    .expect("valid");
+    assert!(matches!(
+        config.proxy.default_root,
+        dockhand_proxy::DefaultRoot::Return {
+            status: 301,
+            text: Some(_)
+        }
+    ));
+    assert!(config.proxy.debug_endpoint);
+    assert!(config.discovery.https.debug_endpoint);
+    assert!(config.proxy.acme_accept_unknown_host);
+    let format = config.proxy.log_format.expect("a format");
+    assert_eq!(format.escape, dockhand_proxy::LogEscape::Json);
+
+    let errors = args(&[
+        "--default-root",
+        "teapot",
+        "--log-format",
+        "$remote_addr $no_such_variable",
+        "--log-format-escape",
+        "yaml",
+        "--debug-endpoint",
+        "perhaps",
+    ])
+    .validate()
+    .expect_err("invalid");
+    let named: Vec<&str> = errors.iter().map(|e| e.name).collect();
+    for name in [
+        "DEFAULT_ROOT",
+        "LOG_FORMAT",
+        "LOG_FORMAT_ESCAPE",
+        "DEBUG_ENDPOINT",
+    ] {
+        assert_eq!(
+            named.iter().filter(|n| **n == name).count(),
+            1,
+            "{name}: {named:?}"
+        );
+    }
+    let text = errors.iter().map(ToString::to_string).collect::<String>();
+    assert!(
+        text.contains("unknown variable $no_such_variable"),
+        "{text}"
+    );
+}

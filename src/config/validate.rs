@@ -2,11 +2,13 @@
 //! setting instead of stopping at the first.
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dockhand_discovery::{contract, SwarmMode};
 use dockhand_proxy::spec::HttpsPolicy;
-use dockhand_proxy::{ProxyConfig, TlsOptions};
+use dockhand_proxy::vars::Template;
+use dockhand_proxy::{DefaultRoot, LogEscape, LogFormat, ProxyConfig, TlsOptions};
 
 use super::{Args, Config};
 
@@ -200,10 +202,49 @@ impl Args {
                 )
                 .unwrap_or(false),
             http2,
+            default_root: c
+                .check("DEFAULT_ROOT", &self.default_root, DefaultRoot::parse)
+                .unwrap_or_default(),
+            acme_accept_unknown_host: c
+                .check(
+                    "ACME_HTTP_CHALLENGE_ACCEPT_UNKNOWN_HOST",
+                    &self.acme_http_challenge_accept_unknown_host,
+                    contract::parse_bool,
+                )
+                .unwrap_or(false),
+            debug_endpoint: c
+                .check("DEBUG_ENDPOINT", &self.debug_endpoint, contract::parse_bool)
+                .unwrap_or(false),
+            log_format: self.log_format(c),
             acme_webroot: self.acme_webroot.clone(),
             htpasswd_dir: self.htpasswd_dir.clone(),
             ..ProxyConfig::default()
         }
+    }
+
+    /// `LOG_FORMAT` compiled with `LOG_FORMAT_ESCAPE`; an unknown variable is an error.
+    fn log_format(&self, c: &mut Checker) -> Option<Arc<LogFormat>> {
+        let escape = c.check(
+            "LOG_FORMAT_ESCAPE",
+            &self.log_format_escape,
+            LogEscape::parse,
+        );
+        let raw = self
+            .log_format
+            .as_deref()
+            .filter(|f| !f.trim().is_empty())?;
+        // Not trimmed: the line is the user's, spaces included.
+        let template = match Template::compile(raw, |_| true) {
+            Ok(template) => template,
+            Err(why) => {
+                c.check("LOG_FORMAT", raw, |_| Err::<(), _>(why));
+                return None;
+            }
+        };
+        Some(Arc::new(LogFormat {
+            template,
+            escape: escape.unwrap_or_default(),
+        }))
     }
 
     /// The proxy-wide HTTPS settings, from nginx-proxy's variables.
@@ -257,6 +298,11 @@ impl Args {
             ssl_policy: c
                 .check("SSL_POLICY", &self.ssl_policy, contract::parse_ssl_policy)
                 .unwrap_or_default(),
+            server_tokens: true,
+            external_http_port: None,
+            external_https_port: None,
+            // Reported by `proxy_settings` when invalid.
+            debug_endpoint: contract::parse_bool(self.debug_endpoint.trim()).unwrap_or(false),
         }
     }
 }

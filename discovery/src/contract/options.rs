@@ -185,9 +185,29 @@ pub fn parse_acme_challenge(raw: &str) -> Result<AcmeChallenge, String> {
     }
 }
 
+/// `SERVER_TOKENS`: nginx's `server_tokens` values. `on` and `build` send the version in the
+/// `Server` header (dockhand has no separate build name), `off` sends the name alone.
+pub(crate) fn parse_server_tokens(raw: &str) -> Result<bool, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "on" | "build" => Ok(true),
+        "off" => Ok(false),
+        _ => Err("supported: on, off, build".to_owned()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_tokens() {
+        assert_eq!(parse_server_tokens("on"), Ok(true));
+        assert_eq!(parse_server_tokens("OFF"), Ok(false));
+        assert_eq!(parse_server_tokens("build"), Ok(true));
+        assert!(parse_server_tokens("nginx/1.2")
+            .unwrap_err()
+            .contains("on, off, build"));
+    }
 
     #[test]
     fn yes_no_and_acme_settings() {

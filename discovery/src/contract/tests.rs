@@ -437,3 +437,43 @@ fn bad_ssl_policy_or_http2_label_names_the_setting() {
     );
     assert!(e.contains("http2.enable"), "{e}");
 }
+
+#[test]
+fn server_tokens_external_ports_and_debug_endpoint() {
+    let r = routes(&container(
+        &[
+            "VIRTUAL_HOST=a.test,b.test",
+            "SERVER_TOKENS=off",
+            "EXTERNAL_HTTP_PORT=8080",
+            "EXTERNAL_HTTPS_PORT=8443",
+        ],
+        &[(DEBUG_ENDPOINT_LABEL, "true")],
+        &[],
+    ));
+    assert_eq!(r.server_tokens, Some(false));
+    assert_eq!(r.debug_endpoint, Some(true));
+    for host in &r.hosts {
+        assert_eq!(host.external_http_port, Some(8080));
+        assert_eq!(host.external_https_port, Some(8443));
+    }
+    let plain = routes(&container(&["VIRTUAL_HOST=a.test"], &[], &[]));
+    assert_eq!(
+        (plain.server_tokens, plain.debug_endpoint),
+        (None, None),
+        "unset: the proxy-wide values"
+    );
+    assert_eq!(plain.hosts[0].external_http_port, None);
+
+    let e = error(&["VIRTUAL_HOST=a.test", "SERVER_TOKENS=maybe"], &[]);
+    assert!(
+        e.contains("SERVER_TOKENS") && e.contains("on, off, build"),
+        "{e}"
+    );
+    let e = error(&["VIRTUAL_HOST=a.test", "EXTERNAL_HTTPS_PORT=0"], &[]);
+    assert!(
+        e.contains("EXTERNAL_HTTPS_PORT") && e.contains("1 to 65535"),
+        "{e}"
+    );
+    let e = error(&["VIRTUAL_HOST=a.test"], &[(DEBUG_ENDPOINT_LABEL, "sure")]);
+    assert!(e.contains("debug-endpoint"), "{e}");
+}

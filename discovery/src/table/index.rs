@@ -216,6 +216,8 @@ mod tests {
             acme_challenge: None,
             http2: None,
             ssl_policy: None,
+            server_tokens: None,
+            debug_endpoint: None,
         };
         let routed = RoutedContainer {
             routes,

@@ -479,3 +479,36 @@ fn ssl_policy_and_http2_label_are_per_vhost_settings() {
         ("AWS-FS-1-2-Res-2020-10", true)
     );
 }
+
+#[test]
+fn per_vhost_wire_settings_come_from_the_first_container_that_sets_them() {
+    let a = routed(
+        "a",
+        &["VIRTUAL_HOST=w.test", "EXTERNAL_HTTPS_PORT=8443"],
+        &[],
+        None,
+    );
+    let b = routed(
+        "b",
+        &[
+            "VIRTUAL_HOST=w.test",
+            "SERVER_TOKENS=off",
+            "EXTERNAL_HTTPS_PORT=9443",
+        ],
+        &[("com.github.nginx-proxy.nginx-proxy.debug-endpoint", "false")],
+        None,
+    );
+    let defaults = HttpsPolicy {
+        debug_endpoint: true,
+        ..HttpsPolicy::default()
+    };
+    let spec = build_spec([&b, &a], None, &defaults);
+    let policy = &spec.vhosts[0].https;
+    assert!(!policy.server_tokens, "only b sets it");
+    assert_eq!(policy.external_https_port, Some(8443), "a sorts first");
+    assert_eq!(policy.external_http_port, None);
+    assert!(
+        !policy.debug_endpoint,
+        "b's label wins over the proxy-wide default"
+    );
+}

@@ -1,5 +1,6 @@
 //! The per-request logic: route, rewrite, forward, map errors to a status, record.
 
+mod debug;
 mod exchange;
 mod order;
 mod response;
@@ -13,12 +14,13 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, HOST};
+use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::{Body as _, Incoming};
 use hyper::service::Service;
 
 use self::response::respond;
+pub(crate) use self::response::Stamp;
 use crate::access::{AccessLog, Completion};
 use crate::body::ProxyBody;
 use crate::certs::{CertLookup, NoCerts};
@@ -27,6 +29,7 @@ use crate::conn::ConnState;
 use crate::error::ErrorKind;
 use crate::health::EjectPolicy;
 use crate::metrics::{Metrics, VhostMetrics};
+use crate::pages::ErrorPage;
 use crate::policy::acme;
 use crate::policy::auth::BasicAuth;
 use crate::table::{InFlight, TableReader};
@@ -58,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) certs: ArcSwap<Certs>,
     pub(crate) auth: BasicAuth,
     pub(crate) eject: EjectPolicy,
+    /// The custom 5xx page (`errors/50x.html` under the html root).
+    pub(crate) pages: Arc<ErrorPage>,
     /// Tunnels of connections served outside this crate's listeners (through
     /// [`Proxy::service`]); the listeners track their own.
     tunnels: Tunnels,
@@ -79,6 +84,7 @@ impl Proxy {
     pub fn new(config: ProxyConfig, table: TableReader, metrics: Metrics) -> Proxy {
         let upstream = Arc::new(upstream(&config, &metrics));
         let auth = BasicAuth::new(config.htpasswd_dir.clone());
+        let pages = Arc::new(ErrorPage::new(&config.acme_webroot));
         let eject = EjectPolicy::new(
             config.eject_after,
             config.eject_backoff,
@@ -92,6 +98,7 @@ impl Proxy {
                 certs: ArcSwap::from_pointee(Certs(Arc::new(NoCerts))),
                 auth,
                 eject,
+                pages,
                 tunnels: Tunnels::default(),
             }),
             upstream,
@@ -114,6 +121,11 @@ impl Proxy {
     pub fn with_certs(self, certs: Arc<dyn CertLookup>) -> Proxy {
         self.shared.certs.store(Arc::new(Certs(certs)));
         self
+    }
+
+    /// The custom 5xx page; run its [`ErrorPage::watch`] to follow changes to the file.
+    pub fn error_page(&self) -> Arc<ErrorPage> {
+        self.shared.pages.clone()
     }
 
     /// The configuration it was built with.
@@ -235,6 +247,10 @@ pub(crate) enum Answer {
     /// 401 with this `WWW-Authenticate` value.
     Challenge(HeaderValue),
     Error(ErrorKind),
+    /// A `DEFAULT_ROOT` return: the status, with this body (`text/plain`) or the status's page.
+    Status(StatusCode, Option<Bytes>),
+    /// The debug endpoint's JSON.
+    Json(Bytes),
 }
 
 impl ProxyService {
@@ -249,17 +265,14 @@ impl ProxyService {
         let start = Instant::now();
         let method = req.method().clone();
         let log = self.shared.config.access_log.then(|| {
-            Box::new(AccessLog {
-                client: self.conn.info.peer,
-                host: req.headers().get(HOST).cloned(),
-                uri: req.uri().clone(),
-                upstream: None,
-            })
+            let info = &self.conn.info;
+            let conn = (info.peer, info.local.port(), info.tls);
+            Box::new(AccessLog::new(&self.shared.config, conn, &req))
         });
         let service = self.clone();
         async move {
-            let (answer, metrics, hsts) = service.proxy(req).await;
-            let (response, upstream, in_flight) = respond(answer, hsts);
+            let (answer, metrics, stamp) = service.proxy(req).await;
+            let (response, upstream, in_flight) = respond(answer, stamp, &service.shared.pages);
             let completion = Completion {
                 metrics,
                 method,
@@ -275,21 +288,18 @@ impl ProxyService {
         }
     }
 
-    /// The answer, the vhost it is accounted to, and the HSTS header it must carry.
-    async fn proxy(
-        &self,
-        req: Request<Incoming>,
-    ) -> (Answer, Arc<VhostMetrics>, Option<HeaderValue>) {
+    /// The answer, the vhost it is accounted to, and the headers it must carry.
+    async fn proxy(&self, req: Request<Incoming>) -> (Answer, Arc<VhostMetrics>, Stamp) {
         let (mut parts, body) = req.into_parts();
         let plan = match routing::plan(&self.shared, &self.conn, &mut parts) {
             Ok(plan) => plan,
             Err(refusal) => {
                 let answer = self.refused(refusal.refused).await;
-                return (answer, refusal.metrics, refusal.hsts);
+                return (answer, refusal.metrics, refusal.stamp);
             }
         };
         let metrics = plan.metrics.clone();
-        let hsts = plan.hsts.clone();
+        let hsts = plan.stamp.clone();
         let authorization = parts.headers.get(AUTHORIZATION);
         if let Err(realm) = self
             .shared
@@ -316,6 +326,8 @@ impl ProxyService {
         match refused {
             routing::Refused::Error(kind) => Answer::Error(kind),
             routing::Refused::Redirect(status, to) => Answer::Redirect(status, to),
+            routing::Refused::Status(status, body) => Answer::Status(status, body),
+            routing::Refused::Json(bytes) => Answer::Json(bytes),
             routing::Refused::Acme(token) => {
                 match acme::read_challenge(&self.shared.config.acme_webroot, &token).await {
                     Some(bytes) => Answer::Text(bytes),

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::header::{
-    CONNECTION, CONTENT_TYPE, LOCATION, STRICT_TRANSPORT_SECURITY, WWW_AUTHENTICATE,
+    CONNECTION, CONTENT_TYPE, LOCATION, SERVER, STRICT_TRANSPORT_SECURITY, WWW_AUTHENTICATE,
 };
 use http::{HeaderValue, Response, StatusCode};
 use hyper::body::Incoming;
@@ -15,13 +15,30 @@ use super::Answer;
 use crate::body::ProxyBody;
 use crate::error::{self, ErrorKind};
 use crate::forward;
+use crate::pages::ErrorPage;
 use crate::table::InFlight;
 
-/// The client's response to `answer`, with the HSTS header; and for a backend's answer, the
-/// backend and the mark that keeps the request counted in flight until its body ends.
+/// `Server` with `SERVER_TOKENS` on (nginx's default): the name and version.
+const SERVER_TOKENS_ON: HeaderValue =
+    HeaderValue::from_static(concat!("dockhand/", env!("CARGO_PKG_VERSION")));
+/// `Server` with `SERVER_TOKENS=off`, and for unknown hosts (as nginx-proxy's fallback server).
+const SERVER_TOKENS_OFF: HeaderValue = HeaderValue::from_static("dockhand");
+
+/// What every answer of a vhost carries: its HSTS header, and its `Server` header's form.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Stamp {
+    /// The `Strict-Transport-Security` value, when it applies.
+    pub(crate) hsts: Option<HeaderValue>,
+    /// `SERVER_TOKENS`: the version in `Server` (default false: unknown hosts).
+    pub(crate) server_tokens: bool,
+}
+
+/// The client's response to `answer`, with the vhost's headers; and for a backend's answer,
+/// the backend and the mark that keeps the request counted in flight until its body ends.
 pub(super) fn respond(
     answer: Answer,
-    hsts: Option<HeaderValue>,
+    stamp: Stamp,
+    pages: &ErrorPage,
 ) -> (Response<ProxyBody>, Option<SocketAddr>, Option<InFlight>) {
     let (mut response, upstream, in_flight) = match answer {
         Answer::Upstream {
@@ -37,15 +54,40 @@ pub(super) fn respond(
         Answer::Redirect(status, location) => (redirect(status, &location), None, None),
         Answer::Text(bytes) => (text(bytes), None, None),
         Answer::Challenge(realm) => (challenge(realm), None, None),
-        Answer::Error(kind) => (error_page(kind), None, None),
+        Answer::Error(kind) => (error_page(kind, pages), None, None),
+        Answer::Status(status, body) => (returned(status, body, pages), None, None),
+        Answer::Json(bytes) => (json(bytes), None, None),
     };
-    if let Some(hsts) = hsts {
+    // Ours replaces a backend's own, as nginx hides the upstream's `Server`.
+    let server = if stamp.server_tokens {
+        SERVER_TOKENS_ON
+    } else {
+        SERVER_TOKENS_OFF
+    };
+    response.headers_mut().insert(SERVER, server);
+    if let Some(hsts) = stamp.hsts {
         // Ours replaces a backend's own, on every answer including errors (nginx `always`).
         response
             .headers_mut()
             .insert(STRICT_TRANSPORT_SECURITY, hsts);
     }
     (response, upstream, in_flight)
+}
+
+/// A page of the proxy's own (error statuses): the custom `50x.html` for 500, 502, 503 and
+/// 504 when there is one.
+fn page_or_custom(status: StatusCode, pages: &ErrorPage) -> Response<ProxyBody> {
+    let custom = matches!(status.as_u16(), 500 | 502 | 503 | 504)
+        .then(|| pages.get())
+        .flatten();
+    match custom {
+        Some(bytes) => {
+            let mut response = page(status);
+            *response.body_mut() = ProxyBody::full(bytes);
+            response
+        }
+        None => page(status),
+    }
 }
 
 /// A page of the proxy's own (error statuses).
@@ -63,8 +105,8 @@ fn page(status: StatusCode) -> Response<ProxyBody> {
 /// The page for `kind`; when the request's framing is in doubt it also closes the connection,
 /// so that nothing the client sent after it is read as another request (hyper drops the header
 /// from HTTP/2 answers, where streams are framed on their own).
-fn error_page(kind: ErrorKind) -> Response<ProxyBody> {
-    let mut response = page(error::status(kind));
+fn error_page(kind: ErrorKind, pages: &ErrorPage) -> Response<ProxyBody> {
+    let mut response = page_or_custom(error::status(kind), pages);
     if kind.closes() {
         response
             .headers_mut()
@@ -84,6 +126,39 @@ fn redirect(status: StatusCode, location: &str) -> Response<ProxyBody> {
         // Built from a validated host and a location name: unreachable in practice.
         Err(_) => page(StatusCode::BAD_REQUEST),
     }
+}
+
+/// A `DEFAULT_ROOT` return: the text as the body when there is one, else the status's page.
+fn returned(status: StatusCode, body: Option<Bytes>, pages: &ErrorPage) -> Response<ProxyBody> {
+    match body {
+        Some(body) => {
+            let mut response = text(body);
+            *response.status_mut() = status;
+            response
+        }
+        // A status dockhand has a page for (else nginx sends no body either).
+        None if has_page(status) => page_or_custom(status, pages),
+        None => {
+            let mut response = Response::new(ProxyBody::full(Bytes::new()));
+            *response.status_mut() = status;
+            response
+        }
+    }
+}
+
+/// Whether `error::page` has a page of its own for `status`.
+fn has_page(status: StatusCode) -> bool {
+    let generic = error::page(StatusCode::INTERNAL_SERVER_ERROR);
+    status == StatusCode::INTERNAL_SERVER_ERROR || error::page(status) != generic
+}
+
+/// The debug endpoint's answer.
+fn json(bytes: Bytes) -> Response<ProxyBody> {
+    let mut response = Response::new(ProxyBody::full(bytes));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 /// An ACME challenge file.

@@ -4,23 +4,26 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::header::{HOST, TRANSFER_ENCODING};
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderValue, Method, StatusCode, Version};
 use hyper::upgrade::OnUpgrade;
 
-use super::{Conn, Shared};
+use super::{debug, Conn, Shared, Stamp};
 use crate::balance::{self, Candidates};
+use crate::config::DefaultRoot;
 use crate::error::ErrorKind;
 use crate::forward::{self, Forwarding};
 use crate::host::normalize_host;
 use crate::metrics::VhostMetrics;
 use crate::path::{encode_path, normalize_path, redirect_location, replace_prefix, Selected};
 use crate::policy::network::is_internal;
-use crate::policy::{effective_method, gate, hsts_applies, Gate, RequestFacts};
+use crate::policy::{acme, effective_method, gate, hsts_applies, Gate, RequestFacts, ACME_PREFIX};
 use crate::spec::{HttpsMethod, Keepalive, NetworkAccess, Proto};
 use crate::table::{Route, Vhost};
+use crate::vars::Var;
 
 /// A routed request, ready to be sent.
 pub(super) struct Plan {
@@ -30,8 +33,8 @@ pub(super) struct Plan {
     pub(super) path_and_query: PathAndQuery,
     /// The client side of a protocol switch the backend is asked for.
     pub(super) upgrade: Option<OnUpgrade>,
-    /// The `Strict-Transport-Security` value every answer gets, if any.
-    pub(super) hsts: Option<HeaderValue>,
+    /// The headers every answer gets (`Strict-Transport-Security`, `Server`).
+    pub(super) stamp: Stamp,
 }
 
 /// How the proxy answers a request itself.
@@ -40,19 +43,23 @@ pub(super) enum Refused {
     Redirect(StatusCode, String),
     /// Serve this (validated) ACME challenge token.
     Acme(String),
+    /// A `DEFAULT_ROOT` status, with its text as the body.
+    Status(StatusCode, Option<Bytes>),
+    /// The debug endpoint's JSON.
+    Json(Bytes),
 }
 
-/// A request the proxy answers itself, the vhost it is accounted to, and its HSTS header.
+/// A request the proxy answers itself, the vhost it is accounted to, and its headers.
 pub(super) struct Refusal {
     pub(super) refused: Refused,
     pub(super) metrics: Arc<VhostMetrics>,
-    pub(super) hsts: Option<HeaderValue>,
+    pub(super) stamp: Stamp,
 }
 
-/// Builds the refusals of one vhost, all accounted to it and carrying its HSTS header.
+/// Builds the refusals of one vhost, all accounted to it and carrying its headers.
 struct Refuser {
     metrics: Arc<VhostMetrics>,
-    hsts: Option<HeaderValue>,
+    stamp: Stamp,
 }
 
 impl Refuser {
@@ -60,7 +67,7 @@ impl Refuser {
         Refusal {
             refused,
             metrics: self.metrics.clone(),
-            hsts: self.hsts.clone(),
+            stamp: self.stamp.clone(),
         }
     }
 
@@ -184,14 +191,17 @@ pub(super) fn plan(shared: &Shared, conn: &Conn, parts: &mut Parts) -> Result<Pl
         }
         .cloned()
     };
-    let vhost = vhost.ok_or_else(|| unknown(ErrorKind::UnknownHost))?;
+    let vhost = vhost.ok_or_else(|| unknown_host(shared, conn, parts))?;
     let effective = effective(shared, &vhost);
     let refuse = Refuser {
         metrics: vhost.metrics.clone(),
-        hsts: vhost
-            .hsts
-            .clone()
-            .filter(|_| hsts_applies(effective, conn.info.tls)),
+        stamp: Stamp {
+            hsts: vhost
+                .hsts
+                .clone()
+                .filter(|_| hsts_applies(effective, conn.info.tls)),
+            server_tokens: vhost.https.server_tokens,
+        },
     };
     if let Some(kind) = refused_head(parts, shared.config.max_header_size) {
         return Err(refuse.error(kind));
@@ -199,9 +209,23 @@ pub(super) fn plan(shared: &Shared, conn: &Conn, parts: &mut Parts) -> Result<Pl
     let host = host.as_deref().unwrap_or(&vhost.host);
     let uri = parts.uri.clone();
     admit(shared, conn, &vhost, effective, parts, host, &refuse)?;
-    let (route, path_and_query) = locate(&vhost, conn, host, &uri, &refuse)?;
+    let external = if conn.info.tls {
+        vhost.https.external_https_port
+    } else {
+        vhost.https.external_http_port
+    };
+    // A copy, as `parts` is rewritten below (a standard method's copy allocates nothing).
+    let method = parts.method.clone();
+    let req = Req {
+        conn,
+        host,
+        uri: &uri,
+        method: &method,
+        port: external.unwrap_or(conn.info.local.port()),
+    };
+    let (route, path_and_query) = locate(shared, &vhost, &req, &refuse)?;
     permit(shared, conn, &route, &refuse)?;
-    let upgrade = rewrite_head(shared, conn, parts, &route, host, &uri);
+    let upgrade = rewrite_head(shared, &req, external, parts, &route);
     let candidates = balance::candidates(
         route.balance,
         &route.cursor,
@@ -215,8 +239,20 @@ pub(super) fn plan(shared: &Shared, conn: &Conn, parts: &mut Parts) -> Result<Pl
         candidates,
         path_and_query,
         upgrade,
-        hsts: refuse.hsts,
+        stamp: refuse.stamp,
     })
+}
+
+/// What a request's answer may depend on once its vhost is known.
+struct Req<'a> {
+    conn: &'a Conn,
+    /// The request host, normalized.
+    host: &'a str,
+    uri: &'a http::Uri,
+    method: &'a Method,
+    /// The port the client uses: the vhost's external port for the scheme, else the
+    /// listener's.
+    port: u16,
 }
 
 /// The unknown-host answer family (503 or 400), accounted to no vhost and without HSTS.
@@ -224,8 +260,28 @@ fn unknown(shared: &Shared, kind: ErrorKind) -> Refusal {
     Refusal {
         refused: Refused::Error(kind),
         metrics: shared.metrics.unknown(),
-        hsts: None,
+        stamp: Stamp::default(),
     }
+}
+
+/// The answer for a host no vhost serves: 503, or the ACME challenge file on plain HTTP with
+/// `ACME_HTTP_CHALLENGE_ACCEPT_UNKNOWN_HOST` (nginx-proxy's fallback server then has the ACME
+/// location too).
+fn unknown_host(shared: &Shared, conn: &Conn, parts: &Parts) -> Refusal {
+    if shared.config.acme_accept_unknown_host && !conn.info.tls {
+        if let Some(token) = parts.uri.path().strip_prefix(ACME_PREFIX) {
+            let refused = if acme::is_token(token) {
+                Refused::Acme(token.to_owned())
+            } else {
+                Refused::Error(ErrorKind::NoPath)
+            };
+            return Refusal {
+                refused,
+                ..unknown(shared, ErrorKind::UnknownHost)
+            };
+        }
+    }
+    unknown(shared, ErrorKind::UnknownHost)
 }
 
 /// Applies the vhost's HTTPS policy before location routing: the HTTPS redirect, the ACME
@@ -244,9 +300,19 @@ fn admit(
         method: &parts.method,
         host,
         path_and_query: parts.uri.path_and_query().map_or("/", PathAndQuery::as_str),
-        https_port: shared.config.https_port,
+        https_port: (vhost.https.external_https_port).unwrap_or(shared.config.https_port),
     };
-    match gate(&vhost.https, effective, &facts) {
+    let gate = gate(&vhost.https, effective, &facts);
+    // nginx-proxy puts the debug location in the vhost's port-80 server (the redirecting one
+    // too) and in its HTTPS server.
+    if vhost.https.debug_endpoint
+        && matches!(gate, Gate::Proxy | Gate::Redirect { .. })
+        && parts.uri.path().starts_with(debug::PATH)
+    {
+        let json = debug::answer(shared, conn, vhost, parts, host);
+        return Err(refuse.with(Refused::Json(json)));
+    }
+    match gate {
         Gate::Proxy => Ok(()),
         Gate::Redirect { status, location } => {
             Err(refuse.with(Refused::Redirect(status, location)))
@@ -288,20 +354,19 @@ fn effective(shared: &Shared, vhost: &Vhost) -> HttpsMethod {
     effective_method(policy, cert_ok)
 }
 
-/// The location serving `uri`, and the path and query to send it.
+/// The location serving the request, and the path and query to send it.
 fn locate(
+    shared: &Shared,
     vhost: &Vhost,
-    conn: &Conn,
-    host: &str,
-    uri: &http::Uri,
+    req: &Req<'_>,
     refuse: &Refuser,
 ) -> Result<(Arc<Route>, PathAndQuery), Refusal> {
+    let (conn, host, uri) = (req.conn, req.host, req.uri);
     let path = normalize_path(uri.path()).ok_or_else(|| refuse.error(ErrorKind::BadRequest))?;
     let (route, matched) = match vhost.locations.select(&path) {
-        None => return Err(refuse.error(ErrorKind::NoPath)),
+        None => return Err(default_root(&shared.config.default_root, req, refuse)),
         Some(Selected::AddSlash { location }) => {
-            let port = conn.info.local.port();
-            let target = redirect_location(conn.info.tls, host, port, location, uri.query());
+            let target = redirect_location(conn.info.tls, host, req.port, location, uri.query());
             let status = StatusCode::MOVED_PERMANENTLY;
             return Err(refuse.with(Refused::Redirect(status, target)));
         }
@@ -311,6 +376,49 @@ fn locate(
     let path_and_query = upstream_path(&route, &path, normalized, matched, uri)
         .ok_or_else(|| refuse.error(ErrorKind::BadRequest))?;
     Ok((route, path_and_query))
+}
+
+/// `DEFAULT_ROOT`: the answer when no location covers the path (nginx-proxy generates
+/// `location / { return <DEFAULT_ROOT>; }` for vhosts without a `/` path).
+fn default_root(root: &DefaultRoot, req: &Req<'_>, refuse: &Refuser) -> Refusal {
+    let DefaultRoot::Return { status, text } = root else {
+        return refuse.error(ErrorKind::NoPath);
+    };
+    let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::NOT_FOUND);
+    let text = text.as_ref().map(|template| {
+        let mut out = String::new();
+        template.render(&mut out, |var, out| request_var(req, var, out));
+        out
+    });
+    match (status.as_u16(), text) {
+        (404, None) => refuse.error(ErrorKind::NoPath),
+        (301 | 302 | 303 | 307 | 308, Some(location)) => {
+            refuse.with(Refused::Redirect(status, location))
+        }
+        (_, text) => refuse.with(Refused::Status(status, text.map(Bytes::from))),
+    }
+}
+
+/// Appends the value of a variable known before the answer (see [`crate::vars::request_var`]).
+fn request_var(req: &Req<'_>, var: &Var, out: &mut String) {
+    use std::fmt::Write as _;
+    let uri = req.uri;
+    let _ = match var {
+        Var::Scheme => write!(out, "{}", if req.conn.info.tls { "https" } else { "http" }),
+        Var::Host => write!(out, "{}", req.host),
+        Var::RequestUri => write!(
+            out,
+            "{}",
+            uri.path_and_query().map_or("/", PathAndQuery::as_str)
+        ),
+        Var::Uri => write!(out, "{}", uri.path()),
+        Var::Args => write!(out, "{}", uri.query().unwrap_or_default()),
+        Var::ServerPort => write!(out, "{}", req.port),
+        Var::RemoteAddr => write!(out, "{}", req.conn.info.peer.ip().to_canonical()),
+        Var::RequestMethod => write!(out, "{}", req.method),
+        // Refused when `DEFAULT_ROOT` is compiled.
+        _ => Ok(()),
+    };
 }
 
 /// Methods nginx refuses itself, and HTTP/2 header blocks over the limit (hyper enforces the
@@ -364,19 +472,21 @@ fn upstream_path(
 /// asks for a protocol switch that will be forwarded.
 fn rewrite_head(
     shared: &Shared,
-    conn: &Conn,
+    req: &Req<'_>,
+    external: Option<u16>,
     parts: &mut Parts,
     route: &Route,
-    host: &str,
-    uri: &http::Uri,
 ) -> Option<OnUpgrade> {
-    let original = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+    let conn = req.conn;
+    let original = req.uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let original = HeaderValue::from_str(original).unwrap_or(HeaderValue::from_static("/"));
+    // `EXTERNAL_HTTP(S)_PORT`: the port clients use, where nginx-proxy's vhost listens.
+    let external_value = external.map(HeaderValue::from);
     let forwarding = Forwarding {
         peer_ip: &conn.peer_ip,
-        host,
-        server_port: conn.info.local.port(),
-        server_port_value: &conn.port,
+        host: req.host,
+        server_port: req.port,
+        server_port_value: external_value.as_ref().unwrap_or(&conn.port),
         https: conn.info.tls,
         trust_downstream: shared.config.trust_downstream_proxy,
         original_uri: &original,
