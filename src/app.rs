@@ -71,6 +71,7 @@ impl App {
         let default_host = config.default_host.as_deref();
         let publisher = Publisher::new(default_host, proxy_metrics.clone(), &registry)?;
         dockhand_proxy::register_ejected_gauge(&registry, publisher.reader())?;
+        crate::process::register(&registry)?;
         let public = listen(config.http, workers.len(), &config)?;
         let http = local_addr(config.http, public.local_addr())?;
         let admin = bind(config.admin).await?;

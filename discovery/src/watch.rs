@@ -172,6 +172,17 @@ async fn full_sync(
     state: &mut State,
     metrics: &DiscoveryMetrics,
 ) -> Result<(), EngineError> {
+    state.replace_all(running_containers(docker).await?);
+    state.publish_full();
+    metrics.resyncs.inc();
+    Ok(())
+}
+
+/// Lists the running containers and inspects each (those gone in between are left out): what
+/// a full sync reads, and what `dockhand check` reads ([`crate::check`]).
+pub(crate) async fn running_containers(
+    docker: &Docker,
+) -> Result<Vec<ContainerInspectResponse>, EngineError> {
     let filters = HashMap::from([("status".to_owned(), vec!["running".to_owned()])]);
     let options = ListContainersOptions {
         filters: Some(filters),
@@ -186,10 +197,7 @@ async fn full_sync(
             .buffer_unordered(SYNC_INSPECTIONS)
             .try_collect()
             .await?;
-    state.replace_all(running.into_iter().flatten().collect());
-    state.publish_full();
-    metrics.resyncs.inc();
-    Ok(())
+    Ok(running.into_iter().flatten().collect())
 }
 
 /// Inspects one container; `None` when it no longer exists.

@@ -6,11 +6,13 @@
 
 mod support;
 
+mod cli;
 mod engine;
 mod headers;
 mod https;
 mod in_container;
 mod lifecycle;
+mod metrics;
 mod operations;
 mod routing;
 mod zero_downtime;
