@@ -15,4 +15,5 @@ mod lifecycle;
 mod metrics;
 mod operations;
 mod routing;
+mod stack;
 mod zero_downtime;
