@@ -125,6 +125,9 @@ impl App {
             table: table.clone(),
             status,
             registry: self.registry,
+            certs: self.certs.clone(),
+            traffic: admin::Traffic::default(),
+            started: std::time::Instant::now(),
         };
         let admin = tokio::spawn(admin::serve(self.admin, admin));
         let proxy = Proxy::new(config.proxy.clone(), table.clone(), self.proxy_metrics)

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 pub use engine::{validate_host, EngineError};
 pub use metrics::DiscoveryMetrics;
-pub use status::{NotReady, Status};
+pub use status::{NotReady, Skipped, Status};
 pub use watch::run;
 
 use dockhand_spec::ProviderId;

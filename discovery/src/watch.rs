@@ -97,6 +97,7 @@ async fn watch(
     let mut whereabouts = engine::whereabouts(&docker, config.own_container.as_deref()).await?;
     state.set_reach(whereabouts.reach.clone());
     full_sync(&docker, state, metrics).await?;
+    status.set_skipped(state.skipped());
     status.set_engine_up(true);
     metrics.engine_up.set(1);
     status.set_synced();
@@ -117,9 +118,11 @@ async fn watch(
                     apply(&docker, state, &mut whereabouts, config, metrics, event?).await?;
                 }
                 state.publish_changes();
+                status.set_skipped(state.skipped());
             }
             _ = resync.tick() => {
                 full_sync(&docker, state, metrics).await?;
+                status.set_skipped(state.skipped());
             }
             _ = ping.tick() => {
                 docker.ping().await?;

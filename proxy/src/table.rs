@@ -201,6 +201,11 @@ impl RouteTable {
         self.default_vhost.as_ref()
     }
 
+    /// Each vhost's name and HTTPS settings, in name order (for the dashboard).
+    pub fn https_policies(&self) -> impl Iterator<Item = (&str, &HttpsPolicy)> {
+        self.vhosts.iter().map(|v| (v.host.as_str(), &v.https))
+    }
+
     /// Each vhost's name and how many distinct backend addresses of it are ejected at `now`,
     /// for the `dockhand_backends_ejected` gauge (computed when scraped).
     pub(crate) fn ejected(&self, now: u64) -> impl Iterator<Item = (&str, usize)> {

@@ -7,6 +7,7 @@
 mod support;
 
 mod cli;
+mod dashboard;
 mod engine;
 mod headers;
 mod https;
