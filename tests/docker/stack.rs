@@ -59,6 +59,18 @@ impl Drop for Stack {
     }
 }
 
+/// `text` with every byte outside RFC 3986's unreserved set percent-encoded.
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn get(addr: SocketAddr, host: &str, path: &str) -> Option<Response> {
     http::get(addr, host, path).ok()
 }
@@ -170,6 +182,31 @@ fn compose_stack_is_scraped_by_prometheus_balances_and_scales_down_without_loss(
         "no dockhand_requests_total for {host} in Prometheus: {:?}",
         json(prom, "/api/v1/query?query=dockhand_requests_total")
     );
+
+    // Every query of the Grafana dashboard is valid PromQL for this Prometheus.
+    let dashboard =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/dashboards/dockhand.json");
+    let dashboard: Value =
+        serde_json::from_slice(&std::fs::read(dashboard).expect("the dashboard JSON"))
+            .expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    let queries: Vec<String> = (panels.iter())
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(queries.len() >= 15, "{queries:?}");
+    for query in &queries {
+        let query = query
+            .replace("$vhost", ".*")
+            .replace("$__rate_interval", "1m");
+        let path = format!("/api/v1/query?query={}", percent_encode(&query));
+        let answer = json(prom, &path);
+        assert_eq!(
+            answer.as_ref().map(|a| a["status"].clone()),
+            Some(Value::from("success")),
+            "{query}: {answer:?}"
+        );
+    }
 
     // --scale app=3: three backends, balanced.
     stack.run(&["up", "-d", "--scale", "app=3"]);
