@@ -233,16 +233,20 @@ pub struct Args {
 /// dockhand's command-line tools; without one, dockhand serves.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the route table of a running dockhand, read from its admin listener (`--admin`,
-    /// default 127.0.0.1:9180; an unspecified address such as 0.0.0.0 means this host).
+    /// Print the route table of a running dockhand, from its admin listener.
+    ///
+    /// Reads `/api/routes` from `--admin` (default 127.0.0.1:9180; an unspecified address such
+    /// as 0.0.0.0 means this host). Exit status 1 when it cannot be read.
     Routes {
         /// Print the admin API's JSON (`/api/routes`) instead of a table.
         #[arg(long)]
         json: bool,
     },
-    /// Read every running container as discovery would (`--docker-host`, `--container`) and
-    /// print what would be routed and every problem; serves nothing. Exit status 1 when any
-    /// container is skipped or cannot get traffic, 2 when Docker cannot be reached.
+    /// Print what every running container would route, and every problem; serves nothing.
+    ///
+    /// Reads the containers as discovery does (`--docker-host`; `--container` names dockhand's
+    /// own container, whose networks count as reachable) and tries each port. Exit status 1
+    /// when any container is skipped or cannot get traffic, 2 when Docker cannot be reached.
     Check {
         /// Print the findings as JSON.
         #[arg(long)]
