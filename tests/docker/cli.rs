@@ -144,3 +144,45 @@ fn check_without_docker_says_so_and_serves_nothing() {
     assert!(output.status.success(), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stdout).contains("8080"));
 }
+
+#[test]
+fn routes_and_check_work_inside_dockhands_container_as_the_readme_shows() {
+    require_docker!();
+    let (shared_host, apart_host) = (unique("cli-shared"), unique("cli-apart"));
+    let front = network().start();
+    let apart = network().start();
+    let proxy = dockhand().in_container(&front).start();
+    let shared = (backend().name("shared").vhost(&shared_host))
+        .network(&front)
+        .start();
+    let lonely = (backend().name("lonely").vhost(&apart_host))
+        .network(&apart)
+        .start();
+    proxy.wait_status(&shared_host, "/", 200);
+
+    // The image sets DOCKHAND_ADMIN=0.0.0.0:9180: `routes` reads it on loopback.
+    let routes = proxy.container().exec(&["/dockhand", "routes"]);
+    assert!(routes.success(), "{routes:?}");
+    assert!(
+        routes.stdout.contains(&shared_host) && routes.stdout.contains(shared.name()),
+        "{}",
+        routes.stdout
+    );
+
+    // `check` finds its own container, as serving does: its networks decide reachability.
+    let check = proxy.container().exec(&["/dockhand", "check", "--json"]);
+    assert_eq!(check.code, Some(1), "{check:?}");
+    let checks: Value = serde_json::from_str(&check.stdout).expect("check --json is JSON");
+    let of = |name: &str| -> Value {
+        (checks.as_array().expect("a list").iter())
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not checked: {checks:#}"))
+    };
+    assert_eq!(of(shared.name())["problems"], serde_json::json!([]));
+    let lonely = of(lonely.name());
+    assert_eq!(lonely["address"], Value::Null, "{lonely:#}");
+    assert!(lonely["problems"].to_string().contains("shares no network"));
+    let own = proxy.container().name();
+    assert!(checks.as_array().unwrap().iter().all(|c| c["name"] != own));
+}
