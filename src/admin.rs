@@ -1,13 +1,21 @@
-//! The admin listener: `/metrics`, `/readyz`, `/healthz`, `/api/routes` and the dashboard at `/`.
+//! The admin listener: `/metrics`, `/readyz`, `/healthz`, the JSON API the dashboard reads
+//! (`/api/routes`, `/api/status`, `/api/traffic`, `/api/changes`) and the dashboard at `/`.
 //!
 //! It binds its own address (default 127.0.0.1:9180) and never shares the public port, so a
-//! proxied Host can never reach it.
+//! proxied Host can never reach it. The dashboard is one HTML file with its CSS and script
+//! inline (no build step, nothing fetched from elsewhere: it works offline).
+
+mod traffic;
+
+pub use traffic::{Traffic, VhostTraffic};
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use dockhand_discovery::Status;
+use dockhand_proxy::tls::CertStore;
 use dockhand_proxy::TableReader;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::Full;
@@ -30,10 +38,22 @@ pub struct Admin {
     pub status: Arc<Status>,
     /// Every metric of the process.
     pub registry: Registry,
+    /// The certificates loaded (for the HTTPS state of each vhost).
+    pub certs: CertStore,
+    /// The last minute of each vhost's traffic, sampled by [`serve`].
+    pub traffic: Traffic,
+    /// When dockhand started, for the uptime.
+    pub started: Instant,
 }
 
-/// Serves the admin endpoints until the task is dropped.
+/// Serves the admin endpoints, and samples the traffic the dashboard shows once a second,
+/// until the task is dropped.
 pub async fn serve(listener: TcpListener, admin: Admin) {
+    let sampling = admin.traffic.clone().run(admin.registry.clone());
+    tokio::join!(accept(listener, admin), sampling);
+}
+
+async fn accept(listener: TcpListener, admin: Admin) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -70,6 +90,13 @@ impl Admin {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => self.readiness(),
             "/api/routes" => self.routes(),
+            "/api/status" => json(&self.status()),
+            "/api/traffic" => json(&serde_json::json!({ "vhosts": self.traffic.report() })),
+            "/api/changes" => {
+                let mut changes = crate::telemetry::route_log().entries();
+                changes.reverse();
+                json(&serde_json::json!({ "changes": changes }))
+            }
             "/" => reply(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD.into()),
             _ => text(StatusCode::NOT_FOUND, "not found\n"),
         }
@@ -114,6 +141,43 @@ impl Admin {
             Ok(json) => reply(StatusCode::OK, "application/json", json.into()),
             Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
         }
+    }
+}
+
+impl Admin {
+    /// `/api/status`: version, uptime, readiness, the engine, the table's generation, the
+    /// skipped containers and each vhost's HTTPS state.
+    fn status(&self) -> serde_json::Value {
+        let table = self.table.load();
+        let certs = self.certs.index();
+        let https: Vec<serde_json::Value> = (table.https_policies())
+            .map(|(host, policy)| {
+                let cert = certs.vhost_cert(host, policy);
+                serde_json::json!({
+                    "vhost": host,
+                    "method": policy.method,
+                    "cert": cert.map(|(name, _)| name),
+                    "not_after": cert.and_then(|(_, not_after)| not_after),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_s": self.started.elapsed().as_secs(),
+            "ready": self.status.is_ready(),
+            "not_ready": self.status.readiness().err().map(|why| why.to_string()),
+            "docker_up": self.status.engine_up(),
+            "generation": table.generation(),
+            "skipped": self.status.skipped(),
+            "https": https,
+        })
+    }
+}
+
+fn json(value: &serde_json::Value) -> Response<Full<Bytes>> {
+    match serde_json::to_vec(value) {
+        Ok(body) => reply(StatusCode::OK, "application/json", body.into()),
+        Err(error) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
     }
 }
 

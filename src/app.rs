@@ -71,6 +71,7 @@ impl App {
         let default_host = config.default_host.as_deref();
         let publisher = Publisher::new(default_host, proxy_metrics.clone(), &registry)?;
         dockhand_proxy::register_ejected_gauge(&registry, publisher.reader())?;
+        crate::process::register(&registry)?;
         let public = listen(config.http, workers.len(), &config)?;
         let http = local_addr(config.http, public.local_addr())?;
         let admin = bind(config.admin).await?;
@@ -124,6 +125,9 @@ impl App {
             table: table.clone(),
             status,
             registry: self.registry,
+            certs: self.certs.clone(),
+            traffic: admin::Traffic::default(),
+            started: std::time::Instant::now(),
         };
         let admin = tokio::spawn(admin::serve(self.admin, admin));
         let proxy = Proxy::new(config.proxy.clone(), table.clone(), self.proxy_metrics)

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::BoolishValueParser;
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, Subcommand};
 use dockhand_proxy::ProxyConfig;
 
 /// A dynamic reverse proxy for Docker: routes containers by their VIRTUAL_HOST, like nginx-proxy.
@@ -110,12 +110,18 @@ pub struct Args {
     enable_ipv6: bool,
 
     /// Admin listener (metrics, readiness, routes, dashboard). Never the public port.
-    #[arg(long, env = "DOCKHAND_ADMIN", default_value = "127.0.0.1:9180")]
+    #[arg(
+        long,
+        global = true,
+        env = "DOCKHAND_ADMIN",
+        default_value = "127.0.0.1:9180"
+    )]
     admin: String,
 
     /// Docker endpoint: unix:///path/docker.sock or tcp://host:port (e.g. a socket proxy).
     #[arg(
         long,
+        global = true,
         env = "DOCKER_HOST",
         default_value = "unix:///var/run/docker.sock"
     )]
@@ -127,7 +133,7 @@ pub struct Args {
     docker_container_filters: String,
 
     /// Name or ID of dockhand's own container, whose networks count as reachable. Default: detect.
-    #[arg(long, env = "DOCKHAND_CONTAINER")]
+    #[arg(long, global = true, env = "DOCKHAND_CONTAINER")]
     container: Option<String>,
 
     /// Virtual host that answers requests for unknown hosts (otherwise 503).
@@ -266,6 +272,41 @@ pub struct Args {
     /// Validate the configuration, print it, and exit.
     #[arg(long)]
     pub check: bool,
+
+    /// A tool to run instead of serving (default: serve).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// dockhand's command-line tools; without one, dockhand serves.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the route table of a running dockhand, from its admin listener.
+    ///
+    /// Reads `/api/routes` from `--admin` (default 127.0.0.1:9180; an unspecified address such
+    /// as 0.0.0.0 means this host). Exit status 1 when it cannot be read.
+    Routes {
+        /// Print the admin API's JSON (`/api/routes`) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print what every running container would route, and every problem; serves nothing.
+    ///
+    /// Reads the containers as discovery does (`--docker-host`; `--container` names dockhand's
+    /// own container, whose networks count as reachable) and tries each port. Exit status 1
+    /// when any container is skipped or cannot get traffic, 2 when Docker cannot be reached.
+    Check {
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl Args {
+    /// The admin listener address as given (`--admin`, `DOCKHAND_ADMIN`), unvalidated.
+    pub fn admin_text(&self) -> &str {
+        &self.admin
+    }
 }
 
 /// The validated configuration.

@@ -4,6 +4,8 @@
 
 #![forbid(unsafe_code)]
 
+use dockhand::cli::{self, EX_USAGE};
+use dockhand::config::Command;
 use dockhand::{app, config, runtime, telemetry};
 
 use std::process::ExitCode;
@@ -15,11 +17,12 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// sysexits' EX_USAGE: the configuration is invalid.
-const EX_USAGE: u8 = 64;
-
 fn main() -> ExitCode {
     let args = config::Args::parse();
+    // `routes` needs only the admin address: a setting it does not use cannot stop it.
+    if let Some(Command::Routes { json }) = args.command {
+        return cli::routes::run(args.admin_text(), json);
+    }
     let config = match args.validate() {
         Ok(config) => config,
         Err(errors) => {
@@ -33,6 +36,9 @@ fn main() -> ExitCode {
             return ExitCode::from(EX_USAGE);
         }
     };
+    if let Some(Command::Check { json }) = args.command {
+        return cli::check::run(&config.discovery, json);
+    }
     if args.check {
         println!("{config:#?}");
         return ExitCode::SUCCESS;

@@ -9,6 +9,7 @@
 //! the whole of them after each sync and resync, what changed after events.
 //!
 //! # Layout
+//! - [`check`]: `dockhand check`, every running container as the provider would read it.
 //! - [`contract`]: the nginx-proxy contract, container settings → route descriptions (pure).
 //! - [`table`]: every routed container → one [`dockhand_spec::TableSpec`] (pure).
 //! - [`swarm`]: the Swarm services provider: its contract (pure) and its poll loop.
@@ -17,6 +18,7 @@
 //! - `status`: what the admin listener reports (readiness, the engine, the Swarm role).
 //! - `watch`: the event loop (subscribe, sync, apply events, resync, reconnect).
 
+pub mod check;
 pub mod contract;
 mod engine;
 mod metrics;
@@ -30,7 +32,7 @@ use std::time::Duration;
 
 pub use engine::{parse_container_filters, validate_host, EngineError};
 pub use metrics::DiscoveryMetrics;
-pub use status::{NotReady, Status};
+pub use status::{NotReady, Skipped, Status};
 pub use watch::run;
 
 use dockhand_spec::ProviderId;

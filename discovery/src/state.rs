@@ -12,15 +12,16 @@ use tracing::{info, warn};
 
 use crate::contract::{self, Endpoints, Reach};
 use crate::table::{self, RoutedContainer, SpecChanges, SpecIndex};
-use crate::DiscoveryMetrics;
+use crate::{DiscoveryMetrics, Skipped};
 
 pub(crate) struct State {
     /// What is kept of every routed container's `docker inspect`, by ID.
     kept: HashMap<String, Kept>,
     /// Their routes, and the spec they make, kept up to date one container at a time.
     index: SpecIndex,
-    /// Running containers skipped for invalid settings (by ID), for the gauge.
-    invalid: HashSet<String>,
+    /// Running containers skipped for invalid settings (by ID), for the gauge and the
+    /// dashboard.
+    invalid: HashMap<String, Skipped>,
     /// Containers told to stop (`kill` with their stop signal) that have not died yet: they stay
     /// out of rotation even if another event re-inspects them while they shut down.
     stopping: HashSet<String>,
@@ -41,7 +42,7 @@ impl State {
             kept: HashMap::new(),
             // `DEFAULT_HOST` is the publisher's: a provider describes its own vhosts only.
             index: SpecIndex::new(None, https),
-            invalid: HashSet::new(),
+            invalid: HashMap::new(),
             stopping: HashSet::new(),
             reach: Reach::AnyNetwork,
             publisher,
@@ -93,7 +94,9 @@ impl State {
                 let name = display_name(&inspect);
                 warn!(container = %name, %error, "skipping container: invalid settings");
                 self.remove(&id);
-                self.invalid.insert(id);
+                let reason = error.to_string();
+                self.invalid
+                    .insert(id.clone(), Skipped { name, id, reason });
             }
         }
     }
@@ -177,6 +180,13 @@ impl State {
     /// The container's configured stop signal (`STOPSIGNAL`), if it set one.
     pub(crate) fn stop_signal(&self, id: &str) -> Option<String> {
         self.kept.get(id)?.stop_signal.clone()
+    }
+
+    /// The running containers skipped for invalid settings, sorted by name.
+    pub(crate) fn skipped(&self) -> Vec<Skipped> {
+        let mut skipped: Vec<Skipped> = self.invalid.values().cloned().collect();
+        skipped.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+        skipped
     }
 
     pub(crate) fn container_count(&self) -> usize {

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::SwarmMode;
 
@@ -28,6 +28,19 @@ pub struct Status {
     /// The engine's role, as [`role_code`] writes it (0 while not checked yet).
     swarm_role: AtomicU8,
     swarm_polled: AtomicBool,
+    /// Running containers skipped for invalid settings, as of the last publication.
+    skipped: Mutex<Vec<Skipped>>,
+}
+
+/// A running container that asks to be proxied but is skipped for an invalid setting.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Skipped {
+    /// Container name without the leading `/`.
+    pub name: String,
+    /// Full container ID.
+    pub id: String,
+    /// The setting, its value and why it was refused.
+    pub reason: String,
 }
 
 /// Why dockhand is not ready yet; `Display` gives the line `/readyz` shows.
@@ -146,6 +159,21 @@ impl Status {
             3 => Some(Role::None),
             _ => None,
         }
+    }
+
+    /// The running containers skipped for invalid settings, sorted by name.
+    pub fn skipped(&self) -> Vec<Skipped> {
+        self.skipped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn set_skipped(&self, skipped: Vec<Skipped>) {
+        *self
+            .skipped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = skipped;
     }
 
     /// Synced only ever turns on: the first full sync has been published.

@@ -97,6 +97,7 @@ async fn watch(
     let mut whereabouts = engine::whereabouts(&docker, config.own_container.as_deref()).await?;
     state.set_reach(whereabouts.reach.clone());
     full_sync(&docker, state, metrics, config).await?;
+    status.set_skipped(state.skipped());
     status.set_engine_up(true);
     metrics.engine_up.set(1);
     status.set_synced();
@@ -117,9 +118,11 @@ async fn watch(
                     apply(&docker, state, &mut whereabouts, config, metrics, event?).await?;
                 }
                 state.publish_changes();
+                status.set_skipped(state.skipped());
             }
             _ = resync.tick() => {
                 full_sync(&docker, state, metrics, config).await?;
+                status.set_skipped(state.skipped());
             }
             _ = ping.tick() => {
                 docker.ping().await?;
@@ -173,8 +176,20 @@ async fn full_sync(
     metrics: &DiscoveryMetrics,
     config: &Config,
 ) -> Result<(), EngineError> {
+    state.replace_all(running_containers(docker, &config.container_filters).await?);
+    state.publish_full();
+    metrics.resyncs.inc();
+    Ok(())
+}
+
+/// Lists the running containers and inspects each (those gone in between are left out): what
+/// a full sync reads, and what `dockhand check` reads ([`crate::check`]).
+pub(crate) async fn running_containers(
+    docker: &Docker,
+    container_filters: &[(String, String)],
+) -> Result<Vec<ContainerInspectResponse>, EngineError> {
     let options = ListContainersOptions {
-        filters: Some(engine::running_filters(&config.container_filters)),
+        filters: Some(engine::running_filters(container_filters)),
         ..Default::default()
     };
     let listed = docker.list_containers(Some(options)).await?;
@@ -186,10 +201,7 @@ async fn full_sync(
             .buffer_unordered(SYNC_INSPECTIONS)
             .try_collect()
             .await?;
-    state.replace_all(running.into_iter().flatten().collect());
-    state.publish_full();
-    metrics.resyncs.inc();
-    Ok(())
+    Ok(running.into_iter().flatten().collect())
 }
 
 /// Inspects one container; `None` when it no longer exists.

@@ -31,8 +31,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 
 use crate::config::ProxyConfig;
-use crate::conn::{Connections, Guarded, GuardedIo, Timeouts};
+use crate::conn::{Connections, Guarded, GuardedIo, Timeouts, Traffic};
 use crate::flood::{FloodGuard, FloodLimits};
+use crate::metrics::ListenerMetrics;
 use crate::service::{ConnInfo, Proxy};
 use crate::tls::{ServerConfigs, TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;
@@ -130,6 +131,7 @@ async fn run<H: Handshake>(
         flood: FloodLimits::new(&config, proxy.metrics().h2_flood_closed()),
         connections: Connections::default(),
         tunnels: Tunnels::default(),
+        counters: proxy.metrics().listener(H::TLS),
         proxy,
         handshake,
     };
@@ -162,6 +164,24 @@ struct Serving<H> {
     connections: Connections,
     /// Tunnels upgraded out of the connections, which outlive them.
     tunnels: Tunnels,
+    /// This listener's open connections and bytes.
+    counters: ListenerMetrics,
+}
+
+/// Counts a connection as open while it lives (its task may end by any path).
+struct OpenConnection(prometheus::IntGauge);
+
+impl OpenConnection {
+    fn new(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        OpenConnection(gauge.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl<H: Handshake> Serving<H> {
@@ -188,6 +208,8 @@ impl<H: Handshake> Serving<H> {
         let handshake = self.handshake.clone();
         let (flood, timeouts) = (self.flood.clone(), self.timeouts);
         let cut = self.tunnels.cut_signal();
+        let open = OpenConnection::new(&self.counters.open);
+        let traffic = Traffic::new(self.counters.received.clone(), self.counters.sent.clone());
         self.connections.tracker().spawn(async move {
             let served = async move {
                 let opened = async {
@@ -214,7 +236,8 @@ impl<H: Handshake> Serving<H> {
                 let connection = builder
                     .serve_connection_with_upgrades(io, service)
                     .into_owned();
-                if let Err(e) = Guarded::new(connection, entry, timeouts, accepted).await {
+                let guarded = Guarded::new(connection, entry, timeouts, accepted, traffic);
+                if let Err(e) = guarded.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             };
@@ -223,6 +246,7 @@ impl<H: Handshake> Serving<H> {
                 () = cut => tracing::debug!(%peer, "connection cut at the end of the grace period"),
             }
             drop(permit);
+            drop(open);
         });
     }
 }

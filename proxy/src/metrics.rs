@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 use crate::upstream::Opened;
@@ -29,8 +29,10 @@ const BUCKETS: [f64; 15] = [
 /// `dockhand_requests_total{vhost,class,method}`, `dockhand_request_duration_seconds{vhost}`,
 /// `dockhand_upstream_errors_total{vhost,kind}`, `dockhand_backends{vhost}`,
 /// `dockhand_retries_total{vhost,reason}` (`reason` is `connect` or `reset`),
-/// `dockhand_backend_ejections_total{vhost}`, `dockhand_h2_flood_closed_total` and
-/// `dockhand_upstream_connections_opened_total{proto}`. The gauge
+/// `dockhand_backend_ejections_total{vhost}`, `dockhand_h2_flood_closed_total`,
+/// `dockhand_upstream_connections_opened_total{proto}`, and per client listener (`http`,
+/// `https`) `dockhand_open_connections{listener}`, `dockhand_requests_bytes_total{listener}` and
+/// `dockhand_responses_bytes_total{listener}`. The gauge
 /// `dockhand_backends_ejected{vhost}` reads the route table, so it is registered on its own, by
 /// [`register_ejected_gauge`](crate::register_ejected_gauge).
 #[derive(Clone)]
@@ -45,6 +47,9 @@ struct Inner {
     h2_flood_closed: IntCounter,
     /// `dockhand_upstream_connections_opened_total{proto}`.
     upstream_opened: IntCounterVec,
+    /// `dockhand_open_connections{listener}`, `dockhand_requests_bytes_total{listener}`,
+    /// `dockhand_responses_bytes_total{listener}`.
+    listeners: [ListenerMetrics; 2],
     /// Handles of the vhosts of the newest table, reused by the next build.
     vhosts: Mutex<HashMap<String, Arc<VhostMetrics>>>,
 }
@@ -83,9 +88,18 @@ impl Metrics {
             ),
             &["proto"],
         )?;
+        let (open, received, sent) = listener_families()?;
         families.register(registry)?;
         registry.register(Box::new(h2_flood_closed.clone()))?;
         registry.register(Box::new(upstream_opened.clone()))?;
+        registry.register(Box::new(open.clone()))?;
+        registry.register(Box::new(received.clone()))?;
+        registry.register(Box::new(sent.clone()))?;
+        let listeners = ["http", "https"].map(|name| ListenerMetrics {
+            open: open.with_label_values(&[name]),
+            received: received.with_label_values(&[name]),
+            sent: sent.with_label_values(&[name]),
+        });
         let unknown = Arc::new(VhostMetrics::new(&families, UNKNOWN_VHOST));
         Ok(Metrics {
             inner: Arc::new(Inner {
@@ -93,6 +107,7 @@ impl Metrics {
                 unknown,
                 h2_flood_closed,
                 upstream_opened,
+                listeners,
                 vhosts: Mutex::new(HashMap::new()),
             }),
         })
@@ -111,6 +126,11 @@ impl Metrics {
             https: proto("https"),
             h2c: proto("h2c"),
         }
+    }
+
+    /// The handles of the plain HTTP listener (`tls` false) or the HTTPS one.
+    pub(crate) fn listener(&self, tls: bool) -> ListenerMetrics {
+        self.inner.listeners[usize::from(tls)].clone()
     }
 
     /// Handles for requests that matched no vhost.
@@ -174,6 +194,44 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// One client listener's handles: its open connections and the HTTP bytes its clients sent
+/// and were sent (after TLS decryption, headers included).
+#[derive(Clone)]
+pub(crate) struct ListenerMetrics {
+    pub(crate) open: IntGauge,
+    pub(crate) received: IntCounter,
+    pub(crate) sent: IntCounter,
+}
+
+/// `dockhand_open_connections{listener}`, `dockhand_requests_bytes_total{listener}` and
+/// `dockhand_responses_bytes_total{listener}`, not registered anywhere yet.
+fn listener_families() -> Result<(IntGaugeVec, IntCounterVec, IntCounterVec), prometheus::Error> {
+    let open = IntGaugeVec::new(
+        Opts::new(
+            "dockhand_open_connections",
+            "Client connections open now, by listener (http, https).",
+        ),
+        &["listener"],
+    )?;
+    let received = IntCounterVec::new(
+        Opts::new(
+            "dockhand_requests_bytes_total",
+            "HTTP bytes received from clients (headers included, TLS excluded), by listener; \
+             counted each time a connection goes idle and when it closes.",
+        ),
+        &["listener"],
+    )?;
+    let sent = IntCounterVec::new(
+        Opts::new(
+            "dockhand_responses_bytes_total",
+            "HTTP bytes sent to clients (headers included, TLS excluded), by listener; \
+             counted each time a connection goes idle and when it closes.",
+        ),
+        &["listener"],
+    )?;
+    Ok((open, received, sent))
 }
 
 impl Families {

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use dockhand_spec::{ProviderId, Publication, Publish, TableSpec, VhostUpdate};
-use prometheus::{IntCounter, IntGauge, Registry};
+use prometheus::{Gauge, IntCounter, IntGauge, Registry};
 use tracing::info;
 
 use crate::metrics::Metrics;
@@ -47,6 +47,8 @@ struct Shared {
     backends: BackendRegistry,
     generation_gauge: IntGauge,
     swaps: IntCounter,
+    /// `dockhand_route_table_last_publish_timestamp_seconds`.
+    published_at: Gauge,
     state: Mutex<State>,
 }
 
@@ -62,10 +64,11 @@ struct State {
 impl Publisher {
     /// A publisher serving [`RouteTable::empty`] until the first publication; `default_host`
     /// is `DEFAULT_HOST` (trimmed and lower-cased; blank means none). Registers
-    /// `dockhand_route_table_generation` and `dockhand_route_table_swaps_total` on `registry`;
+    /// `dockhand_route_table_generation`, `dockhand_route_table_swaps_total` and
+    /// `dockhand_route_table_last_publish_timestamp_seconds` on `registry`;
     /// `metrics` are the data plane's, whose per-vhost handles the tables get.
     ///
-    /// Fails when those two are already registered there (one publisher per registry).
+    /// Fails when those are already registered there (one publisher per registry).
     pub fn new(
         default_host: Option<&str>,
         metrics: Metrics,
@@ -78,6 +81,12 @@ impl Publisher {
         let swaps = IntCounter::new("dockhand_route_table_swaps_total", "Route tables published")?;
         registry.register(Box::new(generation_gauge.clone()))?;
         registry.register(Box::new(swaps.clone()))?;
+        let published_at = Gauge::new(
+            "dockhand_route_table_last_publish_timestamp_seconds",
+            "When the table being served was published (Unix time); a resync that finds \
+             nothing new publishes nothing.",
+        )?;
+        registry.register(Box::new(published_at.clone()))?;
         let default_host = default_host
             .map(str::trim)
             .filter(|h| !h.is_empty())
@@ -94,6 +103,7 @@ impl Publisher {
             backends: BackendRegistry::new(),
             generation_gauge,
             swaps,
+            published_at,
             state: Mutex::new(state),
         };
         Ok(Publisher {
@@ -182,6 +192,9 @@ impl Shared {
         state.built = true;
         self.generation_gauge.set(state.generation as i64);
         self.swaps.inc();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        self.published_at
+            .set(now.map_or(0.0, |since| since.as_secs_f64()));
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

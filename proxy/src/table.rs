@@ -12,7 +12,7 @@
 //! pointers into the new snapshot), and an unrelated change never resets another vhost's
 //! round-robin position.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -201,6 +201,11 @@ impl RouteTable {
         self.default_vhost.as_ref()
     }
 
+    /// Each vhost's name and HTTPS settings, in name order (for the dashboard).
+    pub fn https_policies(&self) -> impl Iterator<Item = (&str, &HttpsPolicy)> {
+        self.vhosts.iter().map(|v| (v.host.as_str(), &v.https))
+    }
+
     /// Each vhost's name and how many distinct backend addresses of it are ejected at `now`,
     /// for the `dockhand_backends_ejected` gauge (computed when scraped).
     pub(crate) fn ejected(&self, now: u64) -> impl Iterator<Item = (&str, usize)> {
@@ -214,6 +219,22 @@ impl RouteTable {
                 .collect();
             (v.host.as_str(), ejected.len())
         })
+    }
+
+    /// Each (vhost, backend name) and whether it may get requests at `now`: it has an address,
+    /// its health check (if any) passes and passive health has not ejected it. A backend
+    /// serving several paths of a vhost is up when it is up on any.
+    pub(crate) fn backends_up(&self, now: u64) -> BTreeMap<(&str, &str), bool> {
+        let mut up = BTreeMap::new();
+        for vhost in &self.vhosts {
+            for backend in vhost.routes.iter().flat_map(|r| r.backends.iter()) {
+                let ejected = (backend.state.0.as_deref()).is_some_and(|st| st.ejected_at(now));
+                let serving = backend.reachable && backend.readiness.routable() && !ejected;
+                *up.entry((vhost.host.as_str(), backend.name.as_str()))
+                    .or_insert(false) |= serving;
+            }
+        }
+        up
     }
 
     fn targets(&self) -> impl Iterator<Item = &Target> {

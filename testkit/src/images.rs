@@ -185,6 +185,79 @@ pub fn import_binary(
     Ok(image)
 }
 
+/// An image of a program installed on this host (say Debian's `/usr/bin/prometheus`), with the
+/// shared libraries `ldd` lists at their paths and the empty folders `dirs` (mode 0777, so any
+/// user may write there): a local image of a dynamically linked program, with no base image and
+/// no registry. Entrypoint the program, plus `changes` (Dockerfile instructions); tagged
+/// `<repository>:<hash of the program>`, reused while the program is unchanged.
+///
+/// # Errors
+/// The program or a library cannot be read, `ldd` fails, or the import fails.
+pub fn host_program_image(
+    binary: &Path,
+    repository: &str,
+    dirs: &[&str],
+    changes: &[String],
+) -> Result<String, ImageError> {
+    let io_error = |what, path: &Path, source| ImageError::Io {
+        what,
+        path: path.to_owned(),
+        source,
+    };
+    let contents = std::fs::read(binary).map_err(|e| io_error("reading", binary, e))?;
+    let image = format!("{repository}:{}", short_digest(&contents));
+    if image_exists(&image) {
+        return Ok(image);
+    }
+    let ldd = Command::new("ldd")
+        .arg(binary)
+        .output()
+        .map_err(|e| io_error("running ldd on", binary, e))?;
+    // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` and `/lib64/ld-linux-x86-64.so.2 (0x…)`;
+    // a static program has none (ldd then fails, which is fine).
+    let libraries: Vec<PathBuf> = String::from_utf8_lossy(&ldd.stdout)
+        .lines()
+        .filter_map(|line| {
+            let path = line.split("=>").last()?.split_whitespace().next()?;
+            path.starts_with('/').then(|| PathBuf::from(path))
+        })
+        .collect();
+    let mut archive = tar::Builder::new(Vec::new());
+    for path in std::iter::once(&binary.to_path_buf()).chain(&libraries) {
+        let name = path.strip_prefix("/").unwrap_or(path);
+        // Symbolic links are followed: the image gets the files themselves.
+        archive
+            .append_path_with_name(path, name)
+            .map_err(|e| io_error("archiving", path, e))?;
+    }
+    for dir in dirs {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o777);
+        header.set_size(0);
+        header.set_mtime(0);
+        let name = dir.trim_start_matches('/');
+        archive
+            .append_data(&mut header, name, std::io::empty())
+            .map_err(|e| io_error("archiving", Path::new(dir), e))?;
+    }
+    let archive = archive
+        .into_inner()
+        .map_err(|e| io_error("archiving", binary, e))?;
+    let _lock = ImportLock::take()?;
+    let entrypoint = format!("ENTRYPOINT [{:?}]", binary.display().to_string());
+    let label = format!("LABEL {IMAGE_LABEL}");
+    let mut args = vec!["import".to_owned()];
+    for change in changes.iter().chain([&entrypoint, &label]) {
+        args.push("--change".to_owned());
+        args.push(change.clone());
+    }
+    args.push("-".to_owned());
+    args.push(image.clone());
+    docker_with_stdin(&args, &archive)?;
+    Ok(image)
+}
+
 fn image_exists(image: &str) -> bool {
     docker(["image", "inspect", "--format", "{{.Id}}", image]).is_ok()
 }

@@ -46,7 +46,7 @@ use std::time::Duration;
 pub use container::{backend, container, Container, ContainerBuilder, ExecOutput, STARTUP_TIMEOUT};
 pub use docker::{docker_available, DockerError, TEST_LABEL};
 pub use network::{network, Network, NetworkBuilder};
-pub use process::{free_port, Process};
+pub use process::{free_port, tool_or_skip, Process};
 
 #[doc(hidden)]
 pub use docker::docker_or_skip;
@@ -117,6 +117,19 @@ macro_rules! require_docker {
     () => {
         if !$crate::docker_or_skip(module_path!()) {
             return;
+        }
+    };
+}
+
+/// Returns early from the test (printing a skip line naming the Debian package to install) when
+/// the program `$tool` is not on `PATH`, or panics when `DOCKHAND_REQUIRE_DOCKER=1` (CI, whose
+/// `.ci/run` installs it). Evaluates to the program's path otherwise.
+#[macro_export]
+macro_rules! require_tool {
+    ($tool:expr, $package:expr) => {
+        match $crate::tool_or_skip($tool, $package) {
+            Some(path) => path,
+            None => return,
         }
     };
 }

@@ -186,6 +186,32 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// For [`require_tool!`](crate::require_tool): the path of `tool` when it is on `PATH`. Without
+/// it, prints a skip line saying which Debian `package` provides it and returns `None`, or
+/// panics when `DOCKHAND_REQUIRE_DOCKER=1` (CI installs the test tools: see `.ci/run`).
+#[doc(hidden)]
+pub fn tool_or_skip(tool: &str, package: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|candidate| candidate.is_file());
+    if found.is_some() {
+        return found;
+    }
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or(tool);
+    let required = std::env::var("DOCKHAND_REQUIRE_DOCKER").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "{test}: DOCKHAND_REQUIRE_DOCKER=1 but `{tool}` is not installed (apt-get install {package})"
+    );
+    eprintln!(
+        "skipping {test}: `{tool}` is not installed (apt-get install {package}; \
+         DOCKHAND_REQUIRE_DOCKER=1 makes this a failure)"
+    );
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,13 +6,17 @@
 
 mod support;
 
+mod cli;
+mod dashboard;
 mod edge;
 mod engine;
 mod headers;
 mod https;
 mod in_container;
 mod lifecycle;
+mod metrics;
 mod operations;
 mod parity;
 mod routing;
+mod stack;
 mod zero_downtime;

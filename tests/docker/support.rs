@@ -346,12 +346,17 @@ pub struct LoadReport {
 
 impl Load {
     pub fn start(proxy: &Dockhand, host: &str, clients: usize) -> Load {
+        Load::start_at(proxy.http, host, clients)
+    }
+
+    /// Load on the proxy listening at `addr` (one not started by [`dockhand`], e.g. in a
+    /// compose stack).
+    pub fn start_at(addr: SocketAddr, host: &str, clients: usize) -> Load {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let ok = std::sync::Arc::new(AtomicU64::new(0));
         let threads = (0..clients)
             .map(|_| {
-                let (stop, ok, addr, host) =
-                    (stop.clone(), ok.clone(), proxy.http, host.to_owned());
+                let (stop, ok, host) = (stop.clone(), ok.clone(), host.to_owned());
                 std::thread::spawn(move || {
                     let mut failures = Vec::new();
                     while !stop.load(Ordering::Relaxed) {

@@ -60,6 +60,8 @@ pin_project_lite::pin_project! {
         fn drop(this: Pin<&mut Self>) {
             // An upgraded stream now belongs to a tunnel, which must see every byte.
             this.entry.state.linger.store(false, Ordering::Relaxed);
+            let this = this.project();
+            this.watch.traffic.flush(&this.entry.state);
         }
     }
 }
@@ -86,6 +88,40 @@ struct Watch {
     finishing: Option<Instant>,
     /// The registry asked hyper to finish gracefully (shutdown); its grace period bounds it.
     drained: bool,
+    /// The listener's byte counters, added to when the connection goes idle and when it ends.
+    traffic: Traffic,
+}
+
+/// A connection's bytes, added to its listener's counters in steps: once per request that
+/// leaves the connection idle and at the end, rather than per read and write, so that workers
+/// do not contend on the shared counters.
+#[derive(Debug)]
+pub(crate) struct Traffic {
+    received: prometheus::IntCounter,
+    sent: prometheus::IntCounter,
+    /// What the counters already hold of this connection.
+    counted_read: u64,
+    counted_written: u64,
+}
+
+impl Traffic {
+    pub(crate) fn new(received: prometheus::IntCounter, sent: prometheus::IntCounter) -> Self {
+        Traffic {
+            received,
+            sent,
+            counted_read: 0,
+            counted_written: 0,
+        }
+    }
+
+    fn flush(&mut self, state: &ConnState) {
+        let read = state.read.load(Ordering::Relaxed);
+        let written = state.written.load(Ordering::Relaxed);
+        self.received.inc_by(read.saturating_sub(self.counted_read));
+        self.sent
+            .inc_by(written.saturating_sub(self.counted_written));
+        (self.counted_read, self.counted_written) = (read, written);
+    }
 }
 
 /// What to do when a deadline passes.
@@ -100,7 +136,14 @@ enum Expiry {
 
 impl<C: GracefulConn> Guarded<C> {
     /// Guards `conn`, accepted at `accepted` and registered as `entry`.
-    pub(crate) fn new(conn: C, entry: Entry, timeouts: Timeouts, accepted: Instant) -> Self {
+    /// Its bytes go to `traffic`.
+    pub(crate) fn new(
+        conn: C,
+        entry: Entry,
+        timeouts: Timeouts,
+        accepted: Instant,
+        traffic: Traffic,
+    ) -> Self {
         let deadline = accepted + timeouts.header_read;
         Guarded {
             conn,
@@ -118,6 +161,7 @@ impl<C: GracefulConn> Guarded<C> {
                 blocked_since: None,
                 finishing: None,
                 drained: false,
+                traffic,
             },
         }
     }
@@ -194,6 +238,9 @@ impl Watch {
         };
         if phase != self.phase || requests != self.requests {
             self.enter(state, phase, now);
+            if phase == Phase::Idle {
+                self.traffic.flush(state);
+            }
         }
         self.requests = requests;
         if read != self.read {

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ProxyConfig;
 
-pub(crate) use guard::Guarded;
+pub(crate) use guard::{Guarded, Traffic};
 pub(crate) use io::GuardedIo;
 
 /// At most this many idle connections are closed to admit one new client (nginx drains up to

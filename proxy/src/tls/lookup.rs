@@ -70,6 +70,15 @@ impl CertIndex {
         })
     }
 
+    /// The name of the pair that serves `vhost` under `policy` (as [`CertIndex::for_vhost`]
+    /// chooses), with its leaf's notAfter (Unix seconds) when readable: what the dashboard
+    /// shows.
+    pub fn vhost_cert(&self, vhost: &str, policy: &HttpsPolicy) -> Option<(&str, Option<i64>)> {
+        let key = self.for_vhost(vhost, policy)?;
+        let (name, _) = (self.certs.iter()).find(|(_, k)| Arc::ptr_eq(k, key))?;
+        Some((name.as_str(), super::folder::leaf_not_after(key)))
+    }
+
     /// The certificate for a client that reaches no HTTPS vhost: `sni` or its parent when
     /// present, else `default`; `None` refuses the handshake.
     pub fn for_fallback(&self, sni: Option<&str>) -> Option<&Arc<CertifiedKey>> {

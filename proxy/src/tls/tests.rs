@@ -390,3 +390,28 @@ fn server_config_offers_h2_and_http1() {
     let config = configs.configs.get(crate::spec::SslPolicy::DEFAULT, false);
     assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
 }
+
+#[test]
+fn the_dashboard_names_each_vhosts_certificate_and_its_expiry() {
+    let ca = TestCa::new();
+    let dir = TempDir::new().unwrap();
+    write_pair(&ca, dir.path(), "example.com");
+    write_pair(&ca, dir.path(), "default");
+    let store = store(dir.path());
+    store.reload();
+    let index = store.index();
+    let trusted = HttpsPolicy::default();
+    let (name, not_after) = index.vhost_cert("www.example.com", &trusted).unwrap();
+    assert_eq!(name, "example.com", "the parent domain's pair");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(not_after.is_some_and(|t| t > now), "{not_after:?}");
+    let other = index
+        .vhost_cert("other.test", &trusted)
+        .map(|(name, _)| name);
+    assert_eq!(other, Some("default"));
+    let untrusted = policy(|p| p.trust_default_cert = false);
+    assert_eq!(index.vhost_cert("other.test", &untrusted), None);
+}
