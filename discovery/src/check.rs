@@ -1,4 +1,5 @@
-//! `dockhand check`: what discovery would make of every running container, without serving.
+//! `dockhand check`: what discovery would make of every running container (and, on a Swarm
+//! manager, every service and its running tasks), without serving.
 //!
 //! The same reading as the containers provider: the same listing and inspection
 //! (`watch::running_containers`), the same idea of where dockhand runs (`engine::whereabouts`),
@@ -9,22 +10,26 @@
 
 use std::net::IpAddr;
 
-use bollard::models::ContainerInspectResponse;
+use bollard::models::{ContainerInspectResponse, Service};
 use dockhand_spec::{Proto, Readiness};
 use serde::Serialize;
 
 use crate::contract::{self, Reach};
 use crate::engine::{self, EngineError};
 use crate::state::display_name;
+use crate::swarm::{self, Role, SwarmTask};
 use crate::watch::running_containers;
-use crate::Config;
+use crate::{Config, SwarmMode};
 
-/// What discovery makes of one running container.
+/// What discovery makes of one running container, Swarm service or Swarm task.
 #[derive(Clone, Debug, Serialize)]
 pub struct ContainerCheck {
-    /// Container name without the leading `/` (or the short ID when it has none).
+    /// What was checked.
+    pub kind: Kind,
+    /// Container name without the leading `/` (or the short ID when it has none); a service's
+    /// name; a task's backend name (`<service>.<slot>`).
     pub name: String,
-    /// Full container ID.
+    /// Full container, service or task ID.
     pub id: String,
     /// Routed, skipped, or not asking to be proxied.
     pub verdict: Verdict,
@@ -50,6 +55,18 @@ pub struct CheckedRoute {
     pub port: u16,
     /// How dockhand talks to it.
     pub proto: Proto,
+}
+
+/// What a [`ContainerCheck`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A container, routed by the containers provider.
+    Container,
+    /// A Swarm service: its settings (its tasks are checked one by one).
+    Service,
+    /// A running task of a Swarm service, one backend.
+    Task,
 }
 
 /// The outcome for one container.
@@ -82,12 +99,101 @@ pub async fn check(config: &Config) -> Result<Vec<ContainerCheck>, EngineError> 
         .map(|c| check_container(c, &whereabouts.reach))
         .collect();
     checks.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
+    // The Swarm provider's services, when it would run: on a manager, unless turned off.
+    if config.swarm != SwarmMode::Off && swarm::role(&docker.info().await?) == Role::Manager {
+        let services: Vec<Service> = docker.list_services(None).await?;
+        let mut tasks: Vec<SwarmTask> =
+            swarm::fetch::get_json(&config.docker_host, swarm::fetch::RUNNING_TASKS).await?;
+        let by_service = swarm::group_tasks(&mut tasks);
+        let mut services: Vec<(&Service, &[SwarmTask])> = (services.iter())
+            .map(|s| {
+                let id = s.id.as_deref().unwrap_or_default();
+                (s, by_service.get(id).copied().unwrap_or(&[]))
+            })
+            .collect();
+        services.sort_by_key(|(s, _)| swarm::service_name(s));
+        for (service, tasks) in services {
+            checks.extend(check_service(service, tasks, &whereabouts.reach));
+        }
+    }
     Ok(checks)
+}
+
+/// What the Swarm provider makes of `service` and its `tasks` when dockhand reaches the
+/// networks in `reach` (pure): the service's own check, then one per task it would route.
+pub fn check_service(service: &Service, tasks: &[SwarmTask], reach: &Reach) -> Vec<ContainerCheck> {
+    let name = swarm::service_name(service);
+    let mut check = ContainerCheck {
+        kind: Kind::Service,
+        name: name.clone(),
+        id: service.id.clone().unwrap_or_default(),
+        verdict: Verdict::NotProxied,
+        address: None,
+        health: Readiness::Unchecked,
+        routes: Vec::new(),
+        problems: Vec::new(),
+    };
+    let routes = match swarm::parse_service(service) {
+        Ok(Some(routes)) => routes,
+        Ok(None) => return vec![check],
+        Err(error) => {
+            check.verdict = Verdict::Skipped;
+            check.problems.push(format!("skipped: {}", error.error));
+            return vec![check];
+        }
+    };
+    check.verdict = Verdict::Routed;
+    check.routes = checked_routes(&routes);
+    let running: Vec<&SwarmTask> = tasks
+        .iter()
+        .filter(|t| swarm::is_routable_task(t))
+        .collect();
+    if running.is_empty() {
+        (check.problems).push("no running task: its vhosts answer 502 or 503".to_owned());
+    }
+    let mut checks = vec![check];
+    for task in running {
+        let address = swarm::task_address(task, reach);
+        let mut problems = Vec::new();
+        if address.is_none() {
+            problems.push(
+                "shares no network with dockhand: attach both to one attachable overlay \
+                 network"
+                    .to_owned(),
+            );
+        }
+        checks.push(ContainerCheck {
+            kind: Kind::Task,
+            name: swarm::task_name(&name, task),
+            id: task.id.clone().unwrap_or_default(),
+            verdict: Verdict::Routed,
+            address,
+            health: Readiness::Unchecked,
+            routes: checks[0].routes.clone(),
+            problems,
+        });
+    }
+    checks
+}
+
+/// Every (host, path) of `routes`, with its port and protocol.
+fn checked_routes(routes: &contract::ContainerRoutes) -> Vec<CheckedRoute> {
+    (routes.hosts.iter())
+        .flat_map(|h| {
+            h.paths.iter().map(|p| CheckedRoute {
+                host: h.host.clone(),
+                path: p.path.clone(),
+                port: p.port,
+                proto: p.proto,
+            })
+        })
+        .collect()
 }
 
 /// What discovery makes of `c` when dockhand reaches the networks in `reach` (pure).
 pub fn check_container(c: &ContainerInspectResponse, reach: &Reach) -> ContainerCheck {
     let mut check = ContainerCheck {
+        kind: Kind::Container,
         name: display_name(c),
         id: c.id.clone().unwrap_or_default(),
         verdict: Verdict::NotProxied,
@@ -109,16 +215,7 @@ pub fn check_container(c: &ContainerInspectResponse, reach: &Reach) -> Container
             return check;
         }
     };
-    check.routes = (routes.hosts.iter())
-        .flat_map(|h| {
-            h.paths.iter().map(|p| CheckedRoute {
-                host: h.host.clone(),
-                path: p.path.clone(),
-                port: p.port,
-                proto: p.proto,
-            })
-        })
-        .collect();
+    check.routes = checked_routes(&routes);
     if !contract::is_routable_state(c) {
         check.verdict = Verdict::NotRunning;
         check
@@ -226,6 +323,39 @@ mod tests {
             "{:?}",
             check.problems
         );
+    }
+
+    fn fixture<T: serde::de::DeserializeOwned>(file: &str) -> T {
+        let path = format!("{}/tests/fixtures/swarm/{file}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_service_is_checked_with_each_running_task_and_its_address() {
+        let service: Service = fixture("fx-swarm-a.service.json");
+        let tasks: Vec<SwarmTask> = fixture("fx-swarm-a.tasks.json");
+        let checks = check_service(&service, &tasks, &reach("fx-swarm-net"));
+        assert_eq!(checks[0].kind, Kind::Service);
+        assert_eq!(checks[0].verdict, Verdict::Routed, "{checks:?}");
+        assert!(!checks[0].routes.is_empty());
+        let tasks: Vec<&ContainerCheck> = checks.iter().filter(|c| c.kind == Kind::Task).collect();
+        assert!(!tasks.is_empty(), "{checks:?}");
+        assert!(tasks
+            .iter()
+            .all(|t| t.address.is_some() && t.problems.is_empty()));
+
+        // On no shared network, each task says so.
+        let apart = check_service(
+            &service,
+            &fixture::<Vec<SwarmTask>>("fx-swarm-a.tasks.json"),
+            &reach("other"),
+        );
+        let task = apart.iter().find(|c| c.kind == Kind::Task).unwrap();
+        assert!(task.problems[0].contains("no network"), "{apart:?}");
+        // Without running tasks, the service says so.
+        let none = check_service(&service, &[], &reach("fx-swarm-net"));
+        assert_eq!(none.len(), 1);
+        assert!(none[0].problems[0].contains("no running task"), "{none:?}");
     }
 
     #[test]

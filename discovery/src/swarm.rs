@@ -30,7 +30,7 @@
 //!   service's spec is read, not each task's own copy of it).
 
 mod contract;
-mod fetch;
+pub(crate) mod fetch;
 mod poll;
 mod task;
 

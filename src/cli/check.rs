@@ -1,4 +1,4 @@
-//! `dockhand check`: reads every running container as discovery would
+//! `dockhand check`: reads every running container (and Swarm service) as discovery would
 //! ([`dockhand_discovery::check`]), tries a TCP connection to each port it would route to, and
 //! prints per container what would be routed and every problem. Serves nothing.
 
@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use dockhand_discovery::check::{ContainerCheck, Verdict};
+use dockhand_discovery::check::{ContainerCheck, Kind, Verdict};
 
 /// How long a backend port gets to accept a connection.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -114,7 +114,12 @@ fn render(checks: &[ContainerCheck]) -> String {
             Verdict::SwarmTask => "a Swarm task (routed as a service)".to_owned(),
             Verdict::NotRunning => "not running".to_owned(),
         };
-        let _ = writeln!(out, "{} ({id}): {verdict}", check.name);
+        let kind = match check.kind {
+            Kind::Container => "",
+            Kind::Service => "service ",
+            Kind::Task => "swarm task ",
+        };
+        let _ = writeln!(out, "{kind}{} ({id}): {verdict}", check.name);
         for route in &check.routes {
             // The word users write in VIRTUAL_PROTO (`http`, `https`, `h2c`).
             let proto = serde_json::to_value(route.proto).unwrap_or_default();
@@ -135,7 +140,7 @@ fn render(checks: &[ContainerCheck]) -> String {
     let with_problems = checks.iter().filter(|c| !c.problems.is_empty()).count();
     let _ = writeln!(
         out,
-        "{} containers: {} routed, {} skipped, {} not proxied; {with_problems} with problems",
+        "{} checked: {} routed, {} skipped, {} not proxied; {with_problems} with problems",
         checks.len(),
         count(Verdict::Routed),
         count(Verdict::Skipped),
