@@ -19,7 +19,7 @@ mod path;
 use std::collections::{BTreeSet, HashMap};
 
 use bollard::models::ContainerInspectResponse;
-use dockhand_spec::{Balance, Keepalive, Proto, Readiness, SslPolicy};
+use dockhand_spec::{Balance, Keepalive, Proto, Readiness, SslPolicy, VerifyClient};
 
 pub use address::{container_address, Endpoints, Reach};
 pub use error::ContractError;
@@ -38,6 +38,8 @@ pub const NON_GET_REDIRECT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.non
 pub const TRUST_DEFAULT_CERT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.trust-default-cert";
 /// The label turning HTTP/2 (ALPN `h2`) on or off for a vhost (else `ENABLE_HTTP2`).
 pub const HTTP2_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.http2.enable";
+/// The label choosing how client certificates are verified (mTLS) for a vhost.
+pub const VERIFY_CLIENT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.ssl_verify_client";
 
 const VIRTUAL_HOST: &str = "VIRTUAL_HOST";
 const VIRTUAL_PORT: &str = "VIRTUAL_PORT";
@@ -91,6 +93,8 @@ pub struct ContainerRoutes {
     pub http2: Option<bool>,
     /// `SSL_POLICY`. Default: none (the proxy-wide `SSL_POLICY`).
     pub ssl_policy: Option<SslPolicy>,
+    /// The `…ssl_verify_client` label. Default: none (`on`).
+    pub verify_client: Option<VerifyClient>,
 }
 
 /// Where a container's routes were declared. Ordered: `Multiports` sorts first, because its
@@ -201,6 +205,7 @@ pub fn parse_settings(
             .parse(ACME_HTTP_CHALLENGE_LOCATION, options::parse_acme_challenge)?,
         http2: settings.parse(HTTP2_LABEL, options::parse_bool)?,
         ssl_policy: settings.parse(SSL_POLICY, options::parse_ssl_policy)?,
+        verify_client: settings.parse(VERIFY_CLIENT_LABEL, options::parse_verify_client)?,
     }))
 }
 

@@ -126,6 +126,10 @@ fn policy(containers: &[&ContainerRoutes], defaults: &HttpsPolicy) -> HttpsPolic
             .iter()
             .find_map(|c| c.ssl_policy)
             .unwrap_or(defaults.ssl_policy),
+        verify_client: containers
+            .iter()
+            .find_map(|c| c.verify_client)
+            .unwrap_or(defaults.verify_client),
     }
 }
 

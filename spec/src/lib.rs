@@ -66,6 +66,24 @@ pub struct HttpsPolicy {
     /// `SSL_POLICY`: the TLS versions and cipher suites offered to clients naming this vhost.
     /// Default [`SslPolicy::DEFAULT`] (`Mozilla-Intermediate`).
     pub ssl_policy: SslPolicy,
+    /// The `…ssl_verify_client` label: how a client certificate is asked for when the
+    /// certificate folder holds a client CA for this vhost. Default [`VerifyClient::On`].
+    pub verify_client: VerifyClient,
+}
+
+/// The `…ssl_verify_client` label, nginx's `ssl_verify_client`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyClient {
+    /// A certificate from the vhost's CA is required (requests without one get 400).
+    #[default]
+    On,
+    /// A certificate is asked for; one that is sent must verify.
+    Optional,
+    /// A certificate is asked for and accepted unverified.
+    OptionalNoCa,
+    /// No certificate is asked for.
+    Off,
 }
 
 /// An `SSL_POLICY` name nginx-proxy knows: Mozilla's profiles and the AWS ELB policies. The
@@ -153,6 +171,7 @@ impl Default for HttpsPolicy {
             acme_challenge: AcmeChallenge::Enabled,
             http2: true,
             ssl_policy: SslPolicy::DEFAULT,
+            verify_client: VerifyClient::On,
         }
     }
 }

@@ -257,6 +257,8 @@ impl Args {
             ssl_policy: c
                 .check("SSL_POLICY", &self.ssl_policy, contract::parse_ssl_policy)
                 .unwrap_or_default(),
+            // Per vhost only (the `…ssl_verify_client` label), as in nginx-proxy.
+            verify_client: defaults.verify_client,
         }
     }
 }

@@ -216,6 +216,7 @@ mod tests {
             acme_challenge: None,
             http2: None,
             ssl_policy: None,
+            verify_client: None,
         };
         let routed = RoutedContainer {
             routes,
