@@ -99,6 +99,11 @@ pub struct Args {
     #[arg(long, env = "DOCKER_CONTAINER_FILTERS", default_value = "")]
     docker_container_filters: String,
 
+    /// Reach containers on their network's IPv6 address (GlobalIPv6Address) when they have
+    /// one. nginx-proxy's PREFER_IPV6_NETWORK.
+    #[arg(long, env = "PREFER_IPV6_NETWORK", default_value = "false")]
+    prefer_ipv6_network: String,
+
     /// Name or ID of dockhand's own container, whose networks count as reachable. Default: detect.
     #[arg(long, env = "DOCKHAND_CONTAINER")]
     container: Option<String>,

@@ -21,7 +21,7 @@ use std::collections::{BTreeSet, HashMap};
 use bollard::models::ContainerInspectResponse;
 use dockhand_spec::{Balance, Keepalive, Proto, Readiness, SslPolicy, VerifyClient};
 
-pub use address::{container_address, Endpoints, Reach};
+pub use address::{container_address, Addressing, Endpoints, Reach};
 pub use error::ContractError;
 pub use options::{
     parse_acme_challenge, parse_bool, parse_hsts, parse_https_method, parse_non_get_redirect,

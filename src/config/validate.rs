@@ -144,6 +144,13 @@ impl Args {
                 swarm: swarm.unwrap_or_default(),
                 swarm_poll_interval,
                 container_filters,
+                prefer_ipv6: c
+                    .check(
+                        "PREFER_IPV6_NETWORK",
+                        &self.prefer_ipv6_network,
+                        contract::parse_bool,
+                    )
+                    .unwrap_or(false),
                 ..Default::default()
             },
             default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),

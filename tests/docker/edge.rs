@@ -346,3 +346,51 @@ fn client_certificates_from_the_certificate_folder() {
         "{answer}"
     );
 }
+
+#[test]
+fn prefer_ipv6_network_routes_to_the_containers_ipv6_address() {
+    require_docker!();
+    let host = unique("v6");
+    let net = network().ipv6().start();
+    let proxy = dockhand().env("PREFER_IPV6_NETWORK", "true").start();
+    let _web = backend().vhost(&host).network(&net).start();
+    proxy.wait_status(&host, "/", 200);
+    let backends = proxy.backends(&host);
+    let addr = backends[0]["addr"].as_str().unwrap_or_default().to_owned();
+    assert!(addr.starts_with("[fd42:d0c:"), "{backends:?}");
+    let echo = proxy.get(&host, "/").echo().expect("echo");
+    assert!(echo.remote.starts_with("[fd42:d0c:"), "{}", echo.remote);
+
+    // Without the setting, the same container is reached on IPv4.
+    let plain = dockhand().start();
+    plain.wait_status(&host, "/", 200);
+    let addr = plain.backends(&host)[0]["addr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!addr.starts_with('['), "{addr}");
+}
+
+#[test]
+fn a_host_network_backend_is_reached_from_dockhand_in_a_container() {
+    require_docker!();
+    let host = unique("hostnet");
+    let port = dockhand_testkit::free_port();
+    let net = network().start();
+    let proxy = dockhand().in_container(&net).start();
+    let _web = backend()
+        .vhost(&host)
+        .env("VIRTUAL_PORT", &port.to_string())
+        .env("LISTEN_PORTS", &port.to_string())
+        .docker_arg("--network=host")
+        .start();
+    proxy.wait_status(&host, "/", 200);
+    let addr = proxy.backends(&host)[0]["addr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        addr.ends_with(&format!(":{port}")) && !addr.starts_with("127."),
+        "{addr}"
+    );
+}
