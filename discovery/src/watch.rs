@@ -244,7 +244,7 @@ async fn apply(
     if kind == "network" && whereabouts.own_id.as_deref() == Some(id.as_str()) {
         // dockhand itself joined or left a network: every address may change.
         *whereabouts = engine::whereabouts(docker, config.own_container.as_deref()).await?;
-        state.set_reach(whereabouts.reach.clone(), addressing(config, &whereabouts));
+        state.set_reach(whereabouts.reach.clone(), addressing(config, whereabouts));
         return Ok(());
     }
     match verb {

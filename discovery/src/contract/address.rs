@@ -60,7 +60,10 @@ pub fn container_address(c: &ContainerInspectResponse, reach: &Reach) -> Option<
 /// container has on it, sorted by name. Discovery keeps this, rather than the whole `docker
 /// inspect` (about 9 KiB per container), to choose addresses again when its own networks change.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Endpoints(Box<[(String, Option<Ipv4Addr>, Option<Ipv6Addr>)]>);
+pub struct Endpoints(Box<[Endpoint]>);
+
+/// A network's name and the container's IPv4 and IPv6 addresses on it.
+type Endpoint = (String, Option<Ipv4Addr>, Option<Ipv6Addr>);
 
 impl Endpoints {
     /// The networks of `c`.
@@ -69,7 +72,7 @@ impl Endpoints {
             .network_settings
             .as_ref()
             .and_then(|s| s.networks.as_ref());
-        let mut endpoints: Vec<(String, Option<Ipv4Addr>, Option<Ipv6Addr>)> = networks
+        let mut endpoints: Vec<Endpoint> = networks
             .into_iter()
             .flatten()
             .map(|(name, endpoint)| {
