@@ -104,6 +104,11 @@ pub struct Args {
     #[arg(long, env = "PREFER_IPV6_NETWORK", default_value = "false")]
     prefer_ipv6_network: String,
 
+    /// The Docker CLI's TLS switch for a `tcp://` engine. Not supported yet: set, it stops
+    /// dockhand at start with an error instead of speaking plain HTTP to a TLS port.
+    #[arg(long, env = "DOCKER_TLS_VERIFY", default_value = "")]
+    docker_tls_verify: String,
+
     /// Name or ID of dockhand's own container, whose networks count as reachable. Default: detect.
     #[arg(long, env = "DOCKHAND_CONTAINER")]
     container: Option<String>,

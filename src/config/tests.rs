@@ -198,3 +198,43 @@ fn ssl_policy_is_a_known_name() {
     let config = args(&["--enable-http2", "off"]).validate().expect("valid");
     assert!(!config.tls.http2 && !config.discovery.https.http2 && !config.proxy.http2);
 }
+
+#[test]
+fn docker_tls_verify_is_refused_with_a_way_round() {
+    assert!(
+        args(&["--docker-tls-verify", "1"]).validate().is_ok(),
+        "unix socket"
+    );
+    let errors = args(&[
+        "--docker-tls-verify",
+        "1",
+        "--docker-host",
+        "tcp://engine:2376",
+    ])
+    .validate()
+    .expect_err("not supported");
+    assert_eq!(errors[0].name, "DOCKER_TLS_VERIFY");
+    assert!(
+        errors[0].to_string().contains("socket proxy"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn container_filters_and_prefer_ipv6_are_checked() {
+    let config = args(&[
+        "--docker-container-filters",
+        "label=proxied,network=front",
+        "--prefer-ipv6-network",
+        "true",
+    ])
+    .validate()
+    .expect("valid");
+    assert_eq!(config.discovery.container_filters.len(), 2);
+    assert!(config.discovery.prefer_ipv6);
+    let errors = args(&["--docker-container-filters", "colour=red"])
+        .validate()
+        .expect_err("invalid");
+    assert_eq!(errors[0].name, "DOCKER_CONTAINER_FILTERS");
+}

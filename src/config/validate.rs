@@ -87,6 +87,14 @@ impl Args {
         c.check("DOCKHAND_LOG", &self.log, |s| {
             tracing_subscriber::EnvFilter::try_new(s)
         });
+        if !self.docker_host.starts_with("unix://") {
+            // Over a unix socket the Docker CLI ignores it too.
+            c.check(
+                "DOCKER_TLS_VERIFY",
+                &self.docker_tls_verify,
+                parse_docker_tls_verify,
+            );
+        }
         let container_filters = c
             .check(
                 "DOCKER_CONTAINER_FILTERS",
@@ -267,6 +275,19 @@ impl Args {
             // Per vhost only (the `…ssl_verify_client` label), as in nginx-proxy.
             verify_client: defaults.verify_client,
         }
+    }
+}
+
+/// `DOCKER_TLS_VERIFY`: the Docker CLI turns TLS on for any value but empty; dockhand does
+/// not speak TLS to the engine yet, so that is an error naming the way round it.
+fn parse_docker_tls_verify(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        Ok(())
+    } else {
+        Err(
+            "TLS to the Docker engine (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) is not supported \
+             yet: reach the engine through its unix socket or a socket proxy (tcp://) instead",
+        )
     }
 }
 
