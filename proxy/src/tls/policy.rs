@@ -64,6 +64,8 @@ pub(crate) fn profile(policy: SslPolicy) -> Profile {
 pub(crate) struct Configs {
     resolver: Arc<dyn ResolvesServerCert>,
     built: Mutex<HashMap<(SslPolicy, bool, ClientAuthKey), Arc<ServerConfig>>>,
+    /// Inexact policies already reported.
+    warned: Mutex<std::collections::HashSet<SslPolicy>>,
 }
 
 impl std::fmt::Debug for Configs {
@@ -77,6 +79,7 @@ impl Configs {
         Configs {
             resolver,
             built: Mutex::new(HashMap::new()),
+            warned: Mutex::default(),
         }
     }
 
@@ -97,8 +100,8 @@ impl Configs {
             });
         }
         let profile = profile(policy);
-        let warned = built.keys().any(|(p, _, _)| *p == policy);
-        if !profile.exact && !warned {
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if !profile.exact && warned.insert(policy) {
             tracing::warn!(
                 policy = policy.name(),
                 tls13 = profile.tls13,
