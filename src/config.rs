@@ -132,6 +132,16 @@ pub struct Args {
     #[arg(long, env = "DOCKER_CONTAINER_FILTERS", default_value = "")]
     docker_container_filters: String,
 
+    /// Reach containers on their network's IPv6 address (GlobalIPv6Address) when they have
+    /// one. nginx-proxy's PREFER_IPV6_NETWORK.
+    #[arg(long, env = "PREFER_IPV6_NETWORK", default_value = "false")]
+    prefer_ipv6_network: String,
+
+    /// The Docker CLI's TLS switch for a `tcp://` engine. Not supported yet: set, it stops
+    /// dockhand at start with an error instead of speaking plain HTTP to a TLS port.
+    #[arg(long, env = "DOCKER_TLS_VERIFY", default_value = "")]
+    docker_tls_verify: String,
+
     /// Name or ID of dockhand's own container, whose networks count as reachable. Default: detect.
     #[arg(long, global = true, env = "DOCKHAND_CONTAINER")]
     container: Option<String>,

@@ -19,9 +19,9 @@ mod path;
 use std::collections::{BTreeSet, HashMap};
 
 use bollard::models::ContainerInspectResponse;
-use dockhand_spec::{Balance, Keepalive, Proto, Readiness, SslPolicy};
+use dockhand_spec::{Balance, Keepalive, Proto, Readiness, SslPolicy, VerifyClient};
 
-pub use address::{container_address, Endpoints, Reach};
+pub use address::{container_address, Addressing, Endpoints, Reach};
 pub use error::ContractError;
 pub use options::{
     parse_acme_challenge, parse_bool, parse_hsts, parse_https_method, parse_non_get_redirect,
@@ -40,6 +40,8 @@ pub const TRUST_DEFAULT_CERT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.t
 pub const HTTP2_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.http2.enable";
 /// The label answering (or not) `/nginx-proxy-debug` on a vhost.
 pub const DEBUG_ENDPOINT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.debug-endpoint";
+/// The label choosing how client certificates are verified (mTLS) for a vhost.
+pub const VERIFY_CLIENT_LABEL: &str = "com.github.nginx-proxy.nginx-proxy.ssl_verify_client";
 
 const VIRTUAL_HOST: &str = "VIRTUAL_HOST";
 const VIRTUAL_PORT: &str = "VIRTUAL_PORT";
@@ -100,6 +102,8 @@ pub struct ContainerRoutes {
     pub server_tokens: Option<bool>,
     /// The `…debug-endpoint` label. Default: none (the proxy-wide `DEBUG_ENDPOINT`).
     pub debug_endpoint: Option<bool>,
+    /// The `…ssl_verify_client` label. Default: none (`on`).
+    pub verify_client: Option<VerifyClient>,
 }
 
 /// Where a container's routes were declared. Ordered: `Multiports` sorts first, because its
@@ -214,6 +218,7 @@ pub fn parse_settings(
         ssl_policy: settings.parse(SSL_POLICY, options::parse_ssl_policy)?,
         server_tokens: settings.parse(SERVER_TOKENS, options::parse_server_tokens)?,
         debug_endpoint: settings.parse(DEBUG_ENDPOINT_LABEL, options::parse_bool)?,
+        verify_client: settings.parse(VERIFY_CLIENT_LABEL, options::parse_verify_client)?,
     }))
 }
 

@@ -125,6 +125,9 @@ pub(crate) struct Whereabouts {
     pub own_id: Option<String>,
     /// Which container networks dockhand can open connections to.
     pub reach: Reach,
+    /// The host's address from dockhand's container, for `host`-network containers: the
+    /// gateway of its first network by name that is not internal.
+    pub host_gateway: Option<std::net::IpAddr>,
 }
 
 /// Finds dockhand's own container (by `configured` name/ID, else by detection) and its networks.
@@ -140,6 +143,7 @@ pub(crate) async fn whereabouts(
         return Ok(Whereabouts {
             own_id: None,
             reach: Reach::AnyNetwork,
+            host_gateway: None,
         });
     };
     let inspect = match docker.inspect_container(&candidate, None).await {
@@ -155,15 +159,22 @@ pub(crate) async fn whereabouts(
             return Ok(Whereabouts {
                 own_id: None,
                 reach: Reach::AnyNetwork,
+                host_gateway: None,
             });
         }
         Err(e) => return Err(e.into()),
     };
-    let networks: BTreeSet<String> = inspect
+    let endpoints: std::collections::BTreeMap<String, Option<std::net::IpAddr>> = inspect
         .network_settings
         .and_then(|s| s.networks)
-        .map(|n| n.into_keys().collect())
+        .map(|n| {
+            n.into_iter()
+                .map(|(name, e)| (name, e.gateway.and_then(|g| g.parse().ok())))
+                .collect()
+        })
         .unwrap_or_default();
+    let networks: BTreeSet<String> = endpoints.keys().cloned().collect();
+    let host_gateway = host_gateway(docker, &endpoints).await;
     let reach = if networks.contains("host") {
         Reach::AnyNetwork
     } else {
@@ -173,7 +184,32 @@ pub(crate) async fn whereabouts(
     Ok(Whereabouts {
         own_id: inspect.id,
         reach,
+        host_gateway,
     })
+}
+
+/// The gateway of the first of dockhand's networks, by name, that is not internal: how its
+/// container reaches the host (nginx-proxy's address for `network_mode: host` backends).
+async fn host_gateway(
+    docker: &Docker,
+    endpoints: &std::collections::BTreeMap<String, Option<std::net::IpAddr>>,
+) -> Option<std::net::IpAddr> {
+    for (name, gateway) in endpoints {
+        let Some(gateway) = gateway else { continue };
+        let internal = docker
+            .inspect_network(
+                name,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await
+            .ok()
+            .and_then(|n| n.internal)
+            .unwrap_or(false);
+        if !internal {
+            return Some(*gateway);
+        }
+    }
+    None
 }
 
 /// Finds the ID of the container this process runs in, if any.

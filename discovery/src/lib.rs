@@ -61,6 +61,9 @@ pub struct Config {
     /// `DOCKER_CONTAINER_FILTERS`: only containers the engine lists under these `docker ps`
     /// filters are routed (see [`engine::parse_container_filters`]). Default: none.
     pub container_filters: Vec<(String, String)>,
+    /// `PREFER_IPV6_NETWORK`: reach containers on their network's IPv6 address when they have
+    /// one. Default false.
+    pub prefer_ipv6: bool,
 }
 
 /// `DOCKHAND_SWARM`: whether dockhand follows Swarm services. Default `auto`.
@@ -100,6 +103,7 @@ impl Default for Config {
             swarm: SwarmMode::Auto,
             swarm_poll_interval: Duration::from_secs(1),
             container_filters: Vec::new(),
+            prefer_ipv6: false,
         }
     }
 }

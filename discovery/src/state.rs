@@ -10,7 +10,7 @@ use bollard::models::ContainerInspectResponse;
 use dockhand_spec::{HttpsPolicy, Publication, Publish, TableSpec, VhostUpdate};
 use tracing::{info, warn};
 
-use crate::contract::{self, Endpoints, Reach};
+use crate::contract::{self, Addressing, Endpoints, Reach};
 use crate::table::{self, RoutedContainer, SpecChanges, SpecIndex};
 use crate::{DiscoveryMetrics, Skipped};
 
@@ -26,6 +26,7 @@ pub(crate) struct State {
     /// out of rotation even if another event re-inspects them while they shut down.
     stopping: HashSet<String>,
     reach: Reach,
+    addressing: Addressing,
     /// Where the descriptions go (the data plane's publisher, or a test's recorder).
     publisher: Box<dyn Publish>,
     metrics: DiscoveryMetrics,
@@ -45,6 +46,7 @@ impl State {
             invalid: HashMap::new(),
             stopping: HashSet::new(),
             reach: Reach::AnyNetwork,
+            addressing: Addressing::default(),
             publisher,
             metrics,
         }
@@ -52,13 +54,14 @@ impl State {
 
     /// Sets which networks dockhand reaches containers on, and chooses every known container's
     /// address again.
-    pub(crate) fn set_reach(&mut self, reach: Reach) {
+    pub(crate) fn set_reach(&mut self, reach: Reach, addressing: Addressing) {
         self.reach = reach;
+        self.addressing = addressing;
         for (id, kept) in &self.kept {
             if let Some(known) = self.index.get(id) {
                 let routed = RoutedContainer {
                     routes: known.routes.clone(),
-                    address: kept.endpoints.address(&self.reach),
+                    address: kept.endpoints.address(&self.reach, &self.addressing),
                     readiness: known.readiness,
                 };
                 self.index.upsert(id, routed);
@@ -83,7 +86,7 @@ impl State {
                 let kept = Kept::of(&inspect);
                 let routed = RoutedContainer {
                     routes,
-                    address: kept.endpoints.address(&self.reach),
+                    address: kept.endpoints.address(&self.reach, &self.addressing),
                     readiness: contract::health(&inspect),
                 };
                 self.index.upsert(&id, routed);

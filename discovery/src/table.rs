@@ -149,6 +149,10 @@ fn policy(containers: &[&ContainerRoutes], defaults: &HttpsPolicy) -> HttpsPolic
             .iter()
             .find_map(|c| c.debug_endpoint)
             .unwrap_or(defaults.debug_endpoint),
+        verify_client: containers
+            .iter()
+            .find_map(|c| c.verify_client)
+            .unwrap_or(defaults.verify_client),
     }
 }
 

@@ -95,7 +95,7 @@ async fn watch(
         .and_then(unix_timestamp);
     let mut events = docker.events(Some(events_options(since)));
     let mut whereabouts = engine::whereabouts(&docker, config.own_container.as_deref()).await?;
-    state.set_reach(whereabouts.reach.clone());
+    state.set_reach(whereabouts.reach.clone(), addressing(config, &whereabouts));
     full_sync(&docker, state, metrics, config).await?;
     status.set_skipped(state.skipped());
     status.set_engine_up(true);
@@ -135,6 +135,14 @@ fn interval(period: Duration) -> time::Interval {
     let mut interval = time::interval_at(Instant::now() + period, period);
     interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
     interval
+}
+
+/// How addresses are chosen, from the settings and where dockhand runs.
+fn addressing(config: &Config, whereabouts: &Whereabouts) -> crate::contract::Addressing {
+    crate::contract::Addressing {
+        prefer_ipv6: config.prefer_ipv6,
+        host_gateway: whereabouts.host_gateway,
+    }
 }
 
 /// The engine reports its clock as RFC 3339; older engines accept only `seconds.nanos` in `since`.
@@ -248,7 +256,7 @@ async fn apply(
     if kind == "network" && whereabouts.own_id.as_deref() == Some(id.as_str()) {
         // dockhand itself joined or left a network: every address may change.
         *whereabouts = engine::whereabouts(docker, config.own_container.as_deref()).await?;
-        state.set_reach(whereabouts.reach.clone());
+        state.set_reach(whereabouts.reach.clone(), addressing(config, whereabouts));
         return Ok(());
     }
     match verb {

@@ -34,7 +34,7 @@ use crate::config::ProxyConfig;
 use crate::conn::{Connections, Guarded, GuardedIo, Timeouts, Traffic};
 use crate::flood::{FloodGuard, FloodLimits};
 use crate::metrics::ListenerMetrics;
-use crate::service::{ConnInfo, Proxy};
+use crate::service::{ClientVerify, ConnInfo, Proxy};
 use crate::tls::{ServerConfigs, TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;
 
@@ -89,8 +89,12 @@ trait Handshake: Clone + Send + Sync + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// Whether the stream is TLS (for [`ConnInfo::tls`]).
     const TLS: bool;
-    /// The stream, or `None` when the client is to be dropped (already logged).
-    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = Option<Self::Stream>> + Send;
+    /// The stream and what it learnt of the client's certificate, or `None` when the client
+    /// is to be dropped (already logged).
+    fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> impl Future<Output = Option<(Self::Stream, Option<ClientVerify>)>> + Send;
 }
 
 /// Plain HTTP: the TCP stream as it is.
@@ -100,15 +104,21 @@ struct Plain;
 impl Handshake for Plain {
     type Stream = TcpStream;
     const TLS: bool = false;
-    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = Option<TcpStream>> + Send {
-        std::future::ready(Some(tcp))
+    fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> impl Future<Output = Option<(TcpStream, Option<ClientVerify>)>> + Send {
+        std::future::ready(Some((tcp, None)))
     }
 }
 
 impl Handshake for TlsHandshake {
     type Stream = TlsStream<TcpStream>;
     const TLS: bool = true;
-    fn handshake(&self, tcp: TcpStream) -> impl Future<Output = Option<Self::Stream>> + Send {
+    fn handshake(
+        &self,
+        tcp: TcpStream,
+    ) -> impl Future<Output = Option<(Self::Stream, Option<ClientVerify>)>> + Send {
         self.accept(tcp)
     }
 }
@@ -218,7 +228,9 @@ impl<H: Handshake> Serving<H> {
                     if let Some(timeout) = proxy_protocol {
                         conn.peer = client_behind(&mut stream, peer, timeout).await?;
                     }
-                    Some((handshake.handshake(stream).await?, conn))
+                    let (io, client_verify) = handshake.handshake(stream).await?;
+                    conn.client_verify = client_verify;
+                    Some((io, conn))
                 };
                 let opened = tokio::select! {
                     // A handshake that is done (always, for plain HTTP) goes on to hyper, which
@@ -334,6 +346,7 @@ fn conn_info(stream: &TcpStream, peer: std::net::SocketAddr, tls: bool) -> io::R
         peer,
         local: stream.local_addr()?,
         tls,
+        client_verify: None,
     })
 }
 

@@ -57,6 +57,7 @@ async fn serve_as_tls(listener: TcpListener, proxy: Proxy) {
             peer,
             local,
             tls: true,
+            client_verify: None,
         });
         tokio::spawn(async move {
             let builder = auto::Builder::new(TokioExecutor::new());

@@ -438,7 +438,12 @@ async fn ssl_policy_per_vhost_sets_the_tls_versions() {
         .vhost("modern.test", vec![path("/", &[&web])])
         .vhost("usual.test", vec![path("/", &[&web])])
         .spec();
-    spec.vhosts[0].https.ssl_policy = SslPolicy::parse("Mozilla-Modern").unwrap();
+    let modern = spec
+        .vhosts
+        .iter_mut()
+        .find(|v| v.host == "modern.test")
+        .unwrap();
+    modern.https.ssl_policy = SslPolicy::parse("Mozilla-Modern").unwrap();
     let proxy = TlsProxy::start(&ca, spec).await;
 
     // Mozilla-Modern is TLS 1.3 only: a TLS 1.2 client is refused, a TLS 1.3 one served.
@@ -480,7 +485,12 @@ async fn http2_turned_off_for_a_vhost_is_not_offered_by_alpn() {
         .vhost("h1.test", vec![path("/", &[&web])])
         .vhost("h2.test", vec![path("/", &[&web])])
         .spec();
-    spec.vhosts[0].https.http2 = false;
+    let h1 = spec
+        .vhosts
+        .iter_mut()
+        .find(|v| v.host == "h1.test")
+        .unwrap();
+    h1.https.http2 = false;
     let proxy = TlsProxy::start(&ca, spec).await;
     let client = ca.client(&[b"h2", b"http/1.1"]);
 
@@ -490,4 +500,125 @@ async fn http2_turned_off_for_a_vhost_is_not_offered_by_alpn() {
     assert_eq!(get1(&mut sender, "h1.test", "/").await.status, 200);
     let stream = proxy.connect(&client, "h2.test").await.unwrap();
     assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+}
+
+/// A client trusting the server CA of `ca`, presenting `cert` (issued by another CA).
+fn client_with_cert(ca: &Ca, cert: &dockhand_testkit::certs::Issued) -> TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = RootCertStore::empty();
+    roots.add(CertificateDer::from(ca.ca.der())).unwrap();
+    let chain = CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    TlsConnector::from(Arc::new(config))
+}
+
+/// GET / for `host` with an `X-SSL-Client-Verify` the client made up, over `stream`.
+async fn get_claiming_success(stream: TlsStream<TcpStream>, host: &str) -> Reply {
+    let mut sender = http1(stream).await;
+    let req = Request::get("/")
+        .header("host", host)
+        .header("x-ssl-client-verify", "SUCCESS")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    collect(sender.send_request(req).await.unwrap()).await
+}
+
+#[tokio::test]
+async fn client_certificates_per_vhost_as_nginx_proxy_reads_them() {
+    use dockhand_proxy::spec::VerifyClient;
+    let ca = Ca::new();
+    for host in ["mtls.test", "opt.test", "noca.test", "off.test"] {
+        ca.install(host, &[host]);
+    }
+    let clients = TestCa::new();
+    let (good, revoked) = (clients.issue(&["alice"]), clients.issue(&["mallory"]));
+    let stranger = TestCa::new().issue(&["eve"]);
+    let write = |file: &str, text: &str| std::fs::write(ca.dir.path().join(file), text).unwrap();
+    write("mtls.test.ca.crt", &clients.pem());
+    write("mtls.test.crl.pem", &clients.crl(&[&revoked]));
+    write("opt.test.ca.crt", &clients.pem());
+    // The global CA serves every vhost without a CA of its own.
+    write("ca.crt", &clients.pem());
+    let web = backend("web").start().await;
+    let mut spec = table()
+        .vhost("mtls.test", vec![path("/", &[&web])])
+        .vhost("opt.test", vec![path("/", &[&web])])
+        .vhost("noca.test", vec![path("/", &[&web])])
+        .vhost("off.test", vec![path("/", &[&web])])
+        .spec();
+    for vhost in &mut spec.vhosts {
+        vhost.https.verify_client = match vhost.host.as_str() {
+            "opt.test" => VerifyClient::Optional,
+            "noca.test" => VerifyClient::OptionalNoCa,
+            "off.test" => VerifyClient::Off,
+            _ => VerifyClient::On,
+        };
+    }
+    let proxy = TlsProxy::start(&ca, spec).await;
+    let anonymous = ca.client(&[b"http/1.1"]);
+
+    // `on` (the default): a verified certificate is forwarded as SUCCESS, whatever the client
+    // claims; none is a 400 after a successful handshake; a revoked one or one from another CA
+    // fails the handshake.
+    let stream = proxy
+        .connect(&client_with_cert(&ca, &good), "mtls.test")
+        .await
+        .unwrap();
+    let reply = get_claiming_success(stream, "mtls.test").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.sent("x-ssl-client-verify"), ["SUCCESS"]);
+    let stream = proxy.connect(&anonymous, "mtls.test").await.unwrap();
+    assert_eq!(get_claiming_success(stream, "mtls.test").await.status, 400);
+    for refused in [&revoked, &stranger] {
+        let handshake = proxy
+            .connect(&client_with_cert(&ca, refused), "mtls.test")
+            .await;
+        let refused_now = match handshake {
+            Err(_) => true,
+            // TLS 1.3: the client learns of the refusal at its first read.
+            Ok(stream) => {
+                let mut sender = http1(stream).await;
+                let req = Request::get("/")
+                    .header("host", "mtls.test")
+                    .body(Full::new(Bytes::new()))
+                    .unwrap();
+                sender.send_request(req).await.is_err()
+            }
+        };
+        assert!(refused_now, "{} was accepted", refused.serial);
+    }
+
+    // `optional`: no certificate is NONE, the client's claim replaced.
+    let stream = proxy.connect(&anonymous, "opt.test").await.unwrap();
+    let reply = get_claiming_success(stream, "opt.test").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.sent("x-ssl-client-verify"), ["NONE"]);
+
+    // `optional_no_ca` (with the global ca.crt present): any certificate, unverified.
+    let stream = proxy
+        .connect(&client_with_cert(&ca, &stranger), "noca.test")
+        .await
+        .unwrap();
+    let reply = get_claiming_success(stream, "noca.test").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.sent("x-ssl-client-verify"),
+        ["FAILED:unable to get local issuer certificate"]
+    );
+
+    // `off`: no certificate asked for, and the request's headers are the client's business.
+    let stream = proxy.connect(&anonymous, "off.test").await.unwrap();
+    let reply = get_claiming_success(stream, "off.test").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.sent("x-ssl-client-verify"), ["SUCCESS"]);
 }

@@ -78,6 +78,24 @@ pub struct HttpsPolicy {
     /// `DEBUG_ENDPOINT` / the `…debug-endpoint` label: answer `/nginx-proxy-debug` with a JSON
     /// description of the routing. Default false.
     pub debug_endpoint: bool,
+    /// The `…ssl_verify_client` label: how a client certificate is asked for when the
+    /// certificate folder holds a client CA for this vhost. Default [`VerifyClient::On`].
+    pub verify_client: VerifyClient,
+}
+
+/// The `…ssl_verify_client` label, nginx's `ssl_verify_client`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyClient {
+    /// A certificate from the vhost's CA is required (requests without one get 400).
+    #[default]
+    On,
+    /// A certificate is asked for; one that is sent must verify.
+    Optional,
+    /// A certificate is asked for and accepted unverified.
+    OptionalNoCa,
+    /// No certificate is asked for.
+    Off,
 }
 
 /// An `SSL_POLICY` name nginx-proxy knows: Mozilla's profiles and the AWS ELB policies. The
@@ -169,6 +187,7 @@ impl Default for HttpsPolicy {
             external_http_port: None,
             external_https_port: None,
             debug_endpoint: false,
+            verify_client: VerifyClient::On,
         }
     }
 }

@@ -259,3 +259,43 @@ fn nginx_proxy_wire_settings_parse_and_bad_ones_are_named() {
         "{text}"
     );
 }
+
+#[test]
+fn docker_tls_verify_is_refused_with_a_way_round() {
+    assert!(
+        args(&["--docker-tls-verify", "1"]).validate().is_ok(),
+        "unix socket"
+    );
+    let errors = args(&[
+        "--docker-tls-verify",
+        "1",
+        "--docker-host",
+        "tcp://engine:2376",
+    ])
+    .validate()
+    .expect_err("not supported");
+    assert_eq!(errors[0].name, "DOCKER_TLS_VERIFY");
+    assert!(
+        errors[0].to_string().contains("socket proxy"),
+        "{}",
+        errors[0]
+    );
+}
+
+#[test]
+fn container_filters_and_prefer_ipv6_are_checked() {
+    let config = args(&[
+        "--docker-container-filters",
+        "label=proxied,network=front",
+        "--prefer-ipv6-network",
+        "true",
+    ])
+    .validate()
+    .expect("valid");
+    assert_eq!(config.discovery.container_filters.len(), 2);
+    assert!(config.discovery.prefer_ipv6);
+    let errors = args(&["--docker-container-filters", "colour=red"])
+        .validate()
+        .expect_err("invalid");
+    assert_eq!(errors[0].name, "DOCKER_CONTAINER_FILTERS");
+}

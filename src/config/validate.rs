@@ -89,6 +89,14 @@ impl Args {
         c.check("DOCKHAND_LOG", &self.log, |s| {
             tracing_subscriber::EnvFilter::try_new(s)
         });
+        if !self.docker_host.starts_with("unix://") {
+            // Over a unix socket the Docker CLI ignores it too.
+            c.check(
+                "DOCKER_TLS_VERIFY",
+                &self.docker_tls_verify,
+                parse_docker_tls_verify,
+            );
+        }
         let container_filters = c
             .check(
                 "DOCKER_CONTAINER_FILTERS",
@@ -146,6 +154,13 @@ impl Args {
                 swarm: swarm.unwrap_or_default(),
                 swarm_poll_interval,
                 container_filters,
+                prefer_ipv6: c
+                    .check(
+                        "PREFER_IPV6_NETWORK",
+                        &self.prefer_ipv6_network,
+                        contract::parse_bool,
+                    )
+                    .unwrap_or(false),
                 ..Default::default()
             },
             default_host: self.default_host.clone().filter(|h| !h.trim().is_empty()),
@@ -303,7 +318,22 @@ impl Args {
             external_https_port: None,
             // Reported by `proxy_settings` when invalid.
             debug_endpoint: contract::parse_bool(self.debug_endpoint.trim()).unwrap_or(false),
+            // Per vhost only (the `…ssl_verify_client` label), as in nginx-proxy.
+            verify_client: defaults.verify_client,
         }
+    }
+}
+
+/// `DOCKER_TLS_VERIFY`: the Docker CLI turns TLS on for any value but empty; dockhand does
+/// not speak TLS to the engine yet, so that is an error naming the way round it.
+fn parse_docker_tls_verify(value: &str) -> Result<(), &'static str> {
+    if value.is_empty() {
+        Ok(())
+    } else {
+        Err(
+            "TLS to the Docker engine (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) is not supported \
+             yet: reach the engine through its unix socket or a socket proxy (tcp://) instead",
+        )
     }
 }
 

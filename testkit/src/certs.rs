@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rcgen::{BasicConstraints, Certificate, CertificateParams, DnType, IsCa, KeyPair};
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, CertificateRevocationListParams, DnType,
+    IsCa, KeyIdMethod, KeyPair, RevokedCertParams, SerialNumber,
+};
 
 /// A CA made fresh for each test run; leaf certificates are signed by it.
 pub struct TestCa {
@@ -23,6 +26,8 @@ pub struct Issued {
     pub key_pem: String,
     /// The certificate, DER (compare with `TlsInfo::peer_certificates[0]`).
     pub der: Vec<u8>,
+    /// The certificate's serial number (unique per process), for revocation lists.
+    pub serial: u64,
 }
 
 impl TestCa {
@@ -57,6 +62,9 @@ impl TestCa {
             DnType::CommonName,
             names.first().cloned().unwrap_or_default(),
         );
+        static SERIAL: AtomicU64 = AtomicU64::new(1);
+        let serial = SERIAL.fetch_add(1, Ordering::Relaxed);
+        params.serial_number = Some(SerialNumber::from(serial));
         let key = KeyPair::generate().expect("generating a leaf key");
         let cert = params
             .signed_by(&key, &self.cert, &self.key)
@@ -66,7 +74,42 @@ impl TestCa {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
             der: cert.der().to_vec(),
+            serial,
         }
+    }
+
+    /// The CA certificate, PEM: a client CA bundle (`<vhost>.ca.crt`) for mTLS.
+    pub fn pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A revocation list (PEM, valid from an hour ago for a day) revoking `revoked`.
+    ///
+    /// # Panics
+    /// If rcgen cannot sign it.
+    pub fn crl(&self, revoked: &[&Issued]) -> String {
+        let now = time::OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::days(1),
+            crl_number: SerialNumber::from(1u64),
+            issuing_distribution_point: None,
+            revoked_certs: revoked
+                .iter()
+                .map(|issued| RevokedCertParams {
+                    serial_number: SerialNumber::from(issued.serial),
+                    revocation_time: now - time::Duration::hours(1),
+                    reason_code: None,
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        params
+            .signed_by(&self.cert, &self.key)
+            .expect("signing a CRL")
+            .pem()
+            .expect("PEM")
     }
 }
 

@@ -15,6 +15,7 @@ pub fn network() -> NetworkBuilder {
 pub struct NetworkBuilder {
     name: Option<String>,
     internal: bool,
+    ipv6: bool,
     labels: Vec<(String, String)>,
 }
 
@@ -40,6 +41,13 @@ impl NetworkBuilder {
     /// Makes the network `--internal` (no route out of it). Default: not internal.
     pub fn internal(mut self) -> Self {
         self.internal = true;
+        self
+    }
+
+    /// Gives the network an IPv6 subnet too (`--ipv6`, a unique-local /64 of its own), so its
+    /// containers get a `GlobalIPv6Address`. Default: IPv4 only.
+    pub fn ipv6(mut self) -> Self {
+        self.ipv6 = true;
         self
     }
 
@@ -74,6 +82,16 @@ impl NetworkBuilder {
         }
         if self.internal {
             args.push("--internal".to_owned());
+        }
+        if self.ipv6 {
+            // Docker 20.10 wants an explicit IPv6 subnet; one per network, from the process id
+            // and a counter, in fd42:d0c::/32 (unique-local).
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let (pid, n) = (std::process::id() & 0xffff, n & 0xffff);
+            args.push("--ipv6".to_owned());
+            args.push("--subnet".to_owned());
+            args.push(format!("fd42:d0c:{pid:x}:{n:x}::/64"));
         }
         args.push(name.clone());
         let id = docker(&args)?;

@@ -1,7 +1,7 @@
 //! What sits in front of dockhand and how clients reach it, as nginx-proxy's settings describe
 //! it: the PROXY protocol from a load balancer (`ENABLE_PROXY_PROTOCOL`), HTTP/2 turned off
 //! (`ENABLE_HTTP2`, the `…http2.enable` label) and TLS policies (`SSL_POLICY`); and which
-//! containers it routes (`DOCKER_CONTAINER_FILTERS`).
+//! containers it routes (`DOCKER_CONTAINER_FILTERS`); client certificates (mTLS).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -247,5 +247,150 @@ fn docker_container_filters_limit_the_routed_containers() {
         1,
         "only the labelled container: {:?}",
         proxy.backends(&late)
+    );
+}
+
+/// Sends `GET /` for `host` over `openssl s_client` (presenting `cert`, when given) and returns
+/// everything it printed: the response, or why the handshake failed.
+fn openssl_get(
+    addr: SocketAddr,
+    host: &str,
+    cert: Option<(&std::path::Path, &std::path::Path)>,
+) -> String {
+    use std::io::Write;
+    let mut command = std::process::Command::new("openssl");
+    command.args([
+        "s_client",
+        "-quiet",
+        "-connect",
+        &addr.to_string(),
+        "-servername",
+        host,
+    ]);
+    if let Some((crt, key)) = cert {
+        command.arg("-cert").arg(crt).arg("-key").arg(key);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    let request = format!("GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(request.as_bytes());
+    let output = child.wait_with_output().expect("openssl output");
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+#[test]
+fn client_certificates_from_the_certificate_folder() {
+    require_docker!();
+    let (strict, optional) = (unique("mtls"), unique("mtlsopt"));
+    let (ca, certs) = (TestCa::new(), CertDir::new());
+    certs.install(&strict, &ca.issue(&[&strict]));
+    certs.install(&optional, &ca.issue(&[&optional]));
+    let clients = TestCa::new();
+    let (alice, mallory) = (clients.issue(&["alice"]), clients.issue(&["mallory"]));
+    certs.write(&format!("{strict}.ca.crt"), &clients.pem());
+    certs.write(&format!("{strict}.crl.pem"), &clients.crl(&[&mallory]));
+    certs.write(&format!("{optional}.ca.crt"), &clients.pem());
+    for (name, issued) in [("alice", &alice), ("mallory", &mallory)] {
+        certs.write(&format!("{name}.pem"), &issued.cert_pem);
+        certs.write(&format!("{name}.key.pem"), &issued.key_pem);
+    }
+    let files = |name: &str| {
+        (
+            certs.path().join(format!("{name}.pem")),
+            certs.path().join(format!("{name}.key.pem")),
+        )
+    };
+    let proxy = dockhand().certs(certs.path()).start();
+    let _strict = backend().vhost(&strict).start();
+    let _optional = backend()
+        .vhost(&optional)
+        .label(
+            "com.github.nginx-proxy.nginx-proxy.ssl_verify_client",
+            "optional",
+        )
+        .start();
+    proxy.wait_status(&strict, "/", 301);
+    proxy.wait_status(&optional, "/", 301);
+
+    let (crt, key) = files("alice");
+    let answer = openssl_get(proxy.https, &strict, Some((&crt, &key)));
+    assert!(answer.contains("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"x-ssl-client-verify\": \"SUCCESS\""),
+        "{answer}"
+    );
+    let answer = openssl_get(proxy.https, &strict, None);
+    assert!(
+        answer.contains("HTTP/1.1 400"),
+        "no certificate: 400 as nginx:\n{answer}"
+    );
+    let (crt, key) = files("mallory");
+    let answer = openssl_get(proxy.https, &strict, Some((&crt, &key)));
+    assert!(
+        !answer.contains("HTTP/1.1 200"),
+        "a revoked certificate was served:\n{answer}"
+    );
+
+    let answer = openssl_get(proxy.https, &optional, None);
+    assert!(answer.contains("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.contains("\"x-ssl-client-verify\": \"NONE\""),
+        "{answer}"
+    );
+}
+
+#[test]
+fn prefer_ipv6_network_routes_to_the_containers_ipv6_address() {
+    require_docker!();
+    let host = unique("v6");
+    let net = network().ipv6().start();
+    let proxy = dockhand().env("PREFER_IPV6_NETWORK", "true").start();
+    let _web = backend().vhost(&host).network(&net).start();
+    proxy.wait_status(&host, "/", 200);
+    let backends = proxy.backends(&host);
+    let addr = backends[0]["addr"].as_str().unwrap_or_default().to_owned();
+    assert!(addr.starts_with("[fd42:d0c:"), "{backends:?}");
+    let echo = proxy.get(&host, "/").echo().expect("echo");
+    assert!(echo.remote.starts_with("[fd42:d0c:"), "{}", echo.remote);
+
+    // Without the setting, the same container is reached on IPv4.
+    let plain = dockhand().start();
+    plain.wait_status(&host, "/", 200);
+    let addr = plain.backends(&host)[0]["addr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!addr.starts_with('['), "{addr}");
+}
+
+#[test]
+fn a_host_network_backend_is_reached_from_dockhand_in_a_container() {
+    require_docker!();
+    let host = unique("hostnet");
+    let port = dockhand_testkit::free_port();
+    let net = network().start();
+    let proxy = dockhand().in_container(&net).start();
+    let _web = backend()
+        .vhost(&host)
+        .env("VIRTUAL_PORT", &port.to_string())
+        .env("LISTEN_PORTS", &port.to_string())
+        .docker_arg("--network=host")
+        .start();
+    proxy.wait_status(&host, "/", 200);
+    let addr = proxy.backends(&host)[0]["addr"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        addr.ends_with(&format!(":{port}")) && !addr.starts_with("127."),
+        "{addr}"
     );
 }

@@ -4,7 +4,7 @@
 //! here) and returns the reason when it refuses it. Keywords are matched ASCII
 //! case-insensitively.
 
-pub use dockhand_spec::{AcmeChallenge, HttpsMethod, NetworkAccess, SslPolicy};
+pub use dockhand_spec::{AcmeChallenge, HttpsMethod, NetworkAccess, SslPolicy, VerifyClient};
 use dockhand_spec::{Balance, Keepalive, Proto};
 
 /// `HSTS` on a container. Default (unset): the proxy-wide setting, itself `max-age=31536000`.
@@ -173,6 +173,17 @@ pub fn parse_ssl_policy(raw: &str) -> Result<SslPolicy, String> {
             SslPolicy::NAMES.join(", ")
         )
     })
+}
+
+/// The `…ssl_verify_client` label: `on`, `optional`, `optional_no_ca` or `off`.
+pub(crate) fn parse_verify_client(raw: &str) -> Result<VerifyClient, String> {
+    match raw.to_ascii_lowercase().as_str() {
+        "on" => Ok(VerifyClient::On),
+        "optional" => Ok(VerifyClient::Optional),
+        "optional_no_ca" => Ok(VerifyClient::OptionalNoCa),
+        "off" => Ok(VerifyClient::Off),
+        _ => Err("supported: on, optional, optional_no_ca, off".to_owned()),
+    }
 }
 
 /// `ACME_HTTP_CHALLENGE_LOCATION`: `true`, `false` or `legacy`.

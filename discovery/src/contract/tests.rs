@@ -436,6 +436,26 @@ fn bad_ssl_policy_or_http2_label_names_the_setting() {
         )],
     );
     assert!(e.contains("http2.enable"), "{e}");
+    let e = error(
+        &["VIRTUAL_HOST=a.test"],
+        &[(
+            "com.github.nginx-proxy.nginx-proxy.ssl_verify_client",
+            "maybe",
+        )],
+    );
+    assert!(
+        e.contains("ssl_verify_client") && e.contains("optional_no_ca"),
+        "{e}"
+    );
+    let r = routes(&container(
+        &["VIRTUAL_HOST=a.test"],
+        &[(
+            "com.github.nginx-proxy.nginx-proxy.ssl_verify_client",
+            "Optional_No_CA",
+        )],
+        &[],
+    ));
+    assert_eq!(r.verify_client, Some(VerifyClient::OptionalNoCa));
 }
 
 #[test]

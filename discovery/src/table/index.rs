@@ -218,6 +218,7 @@ mod tests {
             ssl_policy: None,
             server_tokens: None,
             debug_endpoint: None,
+            verify_client: None,
         };
         let routed = RoutedContainer {
             routes,

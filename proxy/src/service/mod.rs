@@ -45,6 +45,41 @@ pub struct ConnInfo {
     pub local: SocketAddr,
     /// Whether the connection is TLS (sets `X-Forwarded-Proto: https` and redirect schemes).
     pub tls: bool,
+    /// The client certificate's verification, on TLS connections to a vhost with a client CA
+    /// (mTLS); `None` otherwise.
+    pub client_verify: Option<ClientVerify>,
+}
+
+/// What the requests of a TLS connection know about its client certificate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientVerify {
+    /// The result, as nginx's `$ssl_client_verify`.
+    pub result: VerifyResult,
+    /// Whether the vhost requires a verified certificate (`ssl_verify_client on`).
+    pub required: bool,
+}
+
+/// nginx's `$ssl_client_verify`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyResult {
+    /// A certificate verified against the vhost's CA: `SUCCESS`.
+    Success,
+    /// No certificate was sent: `NONE`.
+    None,
+    /// A certificate accepted unverified (`optional_no_ca`): `FAILED:…`, as nginx reports a
+    /// certificate it has no CA for.
+    Unverified,
+}
+
+impl VerifyResult {
+    /// The value of `X-SSL-Client-Verify`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VerifyResult::Success => "SUCCESS",
+            VerifyResult::None => "NONE",
+            VerifyResult::Unverified => "FAILED:unable to get local issuer certificate",
+        }
+    }
 }
 
 /// The proxy: configuration, current table, metrics and upstream pools. Cheap to clone.
@@ -300,6 +335,15 @@ impl ProxyService {
         };
         let metrics = plan.metrics.clone();
         let hsts = plan.stamp.clone();
+        if self
+            .conn
+            .info
+            .client_verify
+            .is_some_and(|v| v.required && v.result == VerifyResult::None)
+        {
+            // nginx's "400 No required SSL certificate was sent".
+            return (Answer::Error(ErrorKind::BadRequest), metrics, hsts);
+        }
         let authorization = parts.headers.get(AUTHORIZATION);
         if let Err(realm) = self
             .shared

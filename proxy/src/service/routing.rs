@@ -25,6 +25,9 @@ use crate::spec::{HttpsMethod, Keepalive, NetworkAccess, Proto};
 use crate::table::{Route, Vhost};
 use crate::vars::Var;
 
+/// The client certificate's verification result (mTLS), nginx's `$ssl_client_verify`.
+const X_SSL_CLIENT_VERIFY: http::HeaderName = http::HeaderName::from_static("x-ssl-client-verify");
+
 /// A routed request, ready to be sent.
 pub(super) struct Plan {
     pub(super) route: Arc<Route>,
@@ -494,6 +497,13 @@ fn rewrite_head(
         close: route.keepalive == Keepalive::Disabled,
         h2: route.proto == Proto::H2c,
     };
+    if let Some(verify) = conn.info.client_verify {
+        // Always set, never the client's own value, as nginx's `$ssl_client_verify` is.
+        parts.headers.insert(
+            X_SSL_CLIENT_VERIFY,
+            HeaderValue::from_static(verify.result.as_str()),
+        );
+    }
     forward::rewrite_request(&mut parts.headers, &forwarding)?;
     parts.extensions.remove::<OnUpgrade>()
 }

@@ -16,6 +16,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use super::metrics::TlsMetrics;
 use super::ServerConfigs;
+use crate::service::ClientVerify;
 
 /// A fatal `unrecognized_name` (112) alert record in plaintext, as sent before a ServerHello:
 /// content type alert (21), legacy record version TLS 1.2, length 2, level fatal (2).
@@ -49,7 +50,10 @@ impl TlsHandshake {
 
     /// The established TLS stream, or `None` (logged and counted) when the handshake failed,
     /// timed out or was refused.
-    pub(crate) async fn accept(&self, tcp: TcpStream) -> Option<TlsStream<TcpStream>> {
+    pub(crate) async fn accept(
+        &self,
+        tcp: TcpStream,
+    ) -> Option<(TlsStream<TcpStream>, Option<ClientVerify>)> {
         let peer = tcp.peer_addr().ok();
         match tokio::time::timeout(self.timeout, self.negotiate(tcp)).await {
             Ok(Ok(stream)) => {
@@ -77,7 +81,10 @@ impl TlsHandshake {
         }
     }
 
-    async fn negotiate(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>, Refusal> {
+    async fn negotiate(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(TlsStream<TcpStream>, Option<ClientVerify>), Refusal> {
         let start = LazyConfigAcceptor::new(Acceptor::default(), tcp)
             .await
             .map_err(Refusal::Failed)?;
@@ -90,7 +97,9 @@ impl TlsHandshake {
             let _ = io.shutdown().await;
             return Err(Refusal::NoCert);
         }
-        let config = self.configs.for_hello(&start.client_hello());
-        start.into_stream(config).await.map_err(Refusal::Failed)
+        let (config, auth) = self.configs.for_hello(&start.client_hello());
+        let stream = start.into_stream(config).await.map_err(Refusal::Failed)?;
+        let presented = stream.get_ref().1.peer_certificates().is_some();
+        Ok((stream, auth.outcome(presented)))
     }
 }

@@ -1,9 +1,10 @@
 //! Reading nginx-proxy's certificate folder: which files form pairs, their fingerprint for the
 //! poller, and parsing one pair into a [`CertifiedKey`].
 //!
-//! Only `<name>.crt` + `<name>.key` pairs count. Everything else nginx-proxy keeps there
-//! (`*.dhparam.pem`, `*.chain.pem`, `*.crl.pem`, `dhparam.pem`, `*.ca.crt` for client
-//! verification) is ignored, as is a `.crt` without its `.key`.
+//! `<name>.crt` + `<name>.key` pairs are server certificates (a `.crt` without its `.key` is
+//! ignored). Client CAs for mTLS are `<vhost>.ca.crt` (with an optional `<vhost>.crl.pem`) and
+//! the global `ca.crt` (with `ca.crl.pem`), as nginx-proxy reads them. The rest
+//! (`*.dhparam.pem`, `*.chain.pem`, `dhparam.pem`) is ignored.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -15,8 +16,11 @@ use std::time::SystemTime;
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::WebPkiClientVerifier;
 use rustls::sign::CertifiedKey;
+use rustls::RootCertStore;
 
 /// Suffix of the certificate (chain) file of a pair.
 const CRT: &str = ".crt";
@@ -26,6 +30,8 @@ const KEY: &str = ".key";
 const CA_CRT: &str = ".ca.crt";
 /// The global client-CA file.
 const GLOBAL_CA_CRT: &str = "ca.crt";
+/// A client CA's revocation list: `<VH>.crl.pem`, `ca.crl.pem`.
+const CRL_PEM: &str = ".crl.pem";
 
 /// Why one pair could not be loaded. Shown with the pair's name in a warning.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +108,7 @@ pub(crate) fn scan(dir: &Path) -> io::Result<(Vec<Pair>, Fingerprint)> {
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        if !is_candidate(&name) {
+        if !is_candidate(&name) && !is_client_ca_file(&name) {
             continue;
         }
         let path = entry.path();
@@ -127,10 +133,93 @@ fn is_candidate(name: &str) -> bool {
     !stem.is_empty() && !name.ends_with(CA_CRT) && name != GLOBAL_CA_CRT
 }
 
+/// Whether a file name is a client CA or its revocation list.
+fn is_client_ca_file(name: &str) -> bool {
+    name.ends_with(CA_CRT) || name == GLOBAL_CA_CRT || name.ends_with(CRL_PEM)
+}
+
+/// A client CA bundle found in the folder, for mTLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClientCa {
+    /// The vhost it is for, lower-cased; [`GLOBAL_CLIENT_CA`] for `ca.crt`.
+    pub(crate) name: String,
+    pub(crate) ca: PathBuf,
+    /// The revocation list beside it, when present.
+    pub(crate) crl: Option<PathBuf>,
+}
+
+/// The name under which `ca.crt` (every vhost without a CA of its own) is indexed.
+pub(crate) const GLOBAL_CLIENT_CA: &str = "";
+
+impl Fingerprint {
+    /// The client CA bundles among the files scanned from `dir`.
+    pub(crate) fn client_cas(&self, dir: &Path) -> Vec<ClientCa> {
+        let present = |name: &str| self.0.iter().any(|s| s.name == name && s.target.is_some());
+        self.0
+            .iter()
+            .filter(|s| s.target.is_some())
+            .filter_map(|s| {
+                let stem = if s.name == GLOBAL_CA_CRT {
+                    ""
+                } else {
+                    s.name.strip_suffix(CA_CRT)?
+                };
+                let crl = format!("{}{CRL_PEM}", if stem.is_empty() { "ca" } else { stem });
+                Some(ClientCa {
+                    name: stem.to_ascii_lowercase(),
+                    ca: dir.join(&s.name),
+                    crl: present(&crl).then(|| dir.join(&crl)),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Builds the verifier of client certificates issued by `ca` (PEM certificates), checked
+/// against its revocation list when there is one. Clients without a certificate pass the
+/// handshake (the request is answered 400 where one is required, as nginx does).
+pub(crate) fn load_client_ca(
+    ca: &ClientCa,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn ClientCertVerifier>, PairError> {
+    let pem = read(&ca.ca)?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|source| PairError::Pem {
+            file: file_name(&ca.ca),
+            source,
+        })?;
+        roots.add(cert).map_err(PairError::Key)?;
+    }
+    if roots.is_empty() {
+        return Err(PairError::NoCertificate {
+            file: file_name(&ca.ca),
+        });
+    }
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated();
+    if let Some(path) = &ca.crl {
+        let pem = read(path)?;
+        let crls = CertificateRevocationListDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| PairError::Pem {
+                file: file_name(path),
+                source,
+            })?;
+        // nginx checks what its CRL covers; an issuer it does not list is no error there.
+        builder = builder.with_crls(crls).allow_unknown_revocation_status();
+    }
+    builder
+        .build()
+        .map_err(|e| PairError::Key(rustls::Error::General(e.to_string())))
+}
+
 fn pairs(dir: &Path, files: &BTreeMap<String, Stamp>) -> Vec<Pair> {
     let present = |name: &str| files.get(name).is_some_and(|s| s.target.is_some());
     let mut pairs: Vec<Pair> = files
         .keys()
+        .filter(|file| is_candidate(file))
         .filter_map(|file| file.strip_suffix(CRT))
         .filter(|stem| present(&format!("{stem}{CRT}")) && present(&format!("{stem}{KEY}")))
         .map(|stem| Pair {
@@ -224,5 +313,28 @@ mod tests {
         ] {
             assert!(!is_candidate(name), "{name}");
         }
+    }
+
+    #[test]
+    fn client_cas_and_their_revocation_lists_are_found() {
+        let dir = tempfile::TempDir::new().unwrap();
+        for file in [
+            "a.test.ca.crt",
+            "a.test.crl.pem",
+            "b.test.ca.crt",
+            "ca.crt",
+            "x.crl.pem",
+        ] {
+            std::fs::write(dir.path().join(file), "pem").unwrap();
+        }
+        let (pairs, fingerprint) = scan(dir.path()).unwrap();
+        assert!(pairs.is_empty(), "CA files are not server pairs");
+        let mut cas = fingerprint.client_cas(dir.path());
+        cas.sort_by(|a, b| a.name.cmp(&b.name));
+        let found: Vec<(&str, bool)> = cas
+            .iter()
+            .map(|c| (c.name.as_str(), c.crl.is_some()))
+            .collect();
+        assert_eq!(found, [("", false), ("a.test", true), ("b.test", false)]);
     }
 }

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use rustls::server::danger::ClientCertVerifier;
 use rustls::sign::CertifiedKey;
 
 use crate::spec::{HttpsMethod, HttpsPolicy};
@@ -19,6 +20,10 @@ pub const DEFAULT_CERT: &str = "default";
 #[derive(Debug, Default)]
 pub struct CertIndex {
     certs: HashMap<String, Arc<CertifiedKey>>,
+    /// Client CA verifiers by vhost name (`<vhost>.ca.crt`), `""` for the global `ca.crt`.
+    client_cas: HashMap<String, Arc<dyn ClientCertVerifier>>,
+    /// Which reload built this index (client-auth configurations are rebuilt per index).
+    generation: u64,
 }
 
 impl CertIndex {
@@ -28,7 +33,39 @@ impl CertIndex {
             .into_iter()
             .map(|(name, key)| (name.to_ascii_lowercase(), key))
             .collect();
-        CertIndex { certs }
+        CertIndex {
+            certs,
+            ..CertIndex::default()
+        }
+    }
+
+    /// This index with the client CAs of the folder, built by reload `generation`.
+    pub(crate) fn with_client_cas(
+        mut self,
+        client_cas: impl IntoIterator<Item = (String, Arc<dyn ClientCertVerifier>)>,
+        generation: u64,
+    ) -> Self {
+        self.client_cas = client_cas.into_iter().collect();
+        self.generation = generation;
+        self
+    }
+
+    /// The client CA for clients of the vhost named `vhost`: `<vhost>.ca.crt`, else `ca.crt`,
+    /// with the name it is indexed by.
+    pub(crate) fn client_ca(&self, vhost: &str) -> Option<(&str, &Arc<dyn ClientCertVerifier>)> {
+        let vhost = vhost.to_ascii_lowercase();
+        self.client_cas
+            .get_key_value(&vhost)
+            .or_else(|| {
+                self.client_cas
+                    .get_key_value(super::folder::GLOBAL_CLIENT_CA)
+            })
+            .map(|(name, verifier)| (name.as_str(), verifier))
+    }
+
+    /// Which reload built this index.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The pair named `name` (case-insensitive).

@@ -8,6 +8,7 @@
 //! [`crate::serve_tls`], in the listener, which sits above this module.
 
 mod accept;
+mod client;
 mod folder;
 mod lookup;
 mod metrics;
@@ -21,10 +22,11 @@ use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 
 use crate::host::normalize_host;
-use crate::spec::SslPolicy;
+use crate::spec::{HttpsMethod, SslPolicy};
 use crate::table::TableReader;
 
 pub(crate) use accept::TlsHandshake;
+pub(crate) use client::ClientAuth;
 pub use folder::PairError;
 pub use lookup::{CertIndex, DEFAULT_CERT};
 pub use metrics::TlsMetrics;
@@ -71,7 +73,7 @@ pub fn server_config(
     let resolver = Arc::new(Resolver { store, table });
     let configs = policy::Configs::new(resolver.clone());
     // The proxy-wide policy is reported at start when it cannot be honoured exactly.
-    configs.get(options.ssl_policy, options.http2);
+    configs.get(options.ssl_policy, options.http2, &ClientAuth::Off);
     Arc::new(ServerConfigs {
         resolver,
         configs,
@@ -80,16 +82,28 @@ pub fn server_config(
 }
 
 impl ServerConfigs {
-    /// The configuration for a client whose ClientHello is `hello`: its vhost's policy and
-    /// HTTP/2 setting, else the proxy-wide ones.
-    pub fn for_hello(&self, hello: &ClientHello<'_>) -> Arc<ServerConfig> {
+    /// The configuration for a client whose ClientHello is `hello`: its vhost's policy,
+    /// HTTP/2 setting and client CA, else the proxy-wide ones and no client authentication;
+    /// and how client certificates are asked for.
+    pub(crate) fn for_hello(&self, hello: &ClientHello<'_>) -> (Arc<ServerConfig>, ClientAuth) {
         let sni = hello.server_name().and_then(normalize_host);
         let table = self.resolver.table.load();
-        let (policy, h2) = match table.https_vhost(sni.as_deref()) {
-            Some((_, https)) => (https.ssl_policy, https.http2),
-            None => (self.options.ssl_policy, true),
+        let (policy, h2, auth) = match table.https_vhost(sni.as_deref()) {
+            // A `nohttps` vhost is not served over TLS: its clients reach the fallback server.
+            Some((name, https)) if https.method != HttpsMethod::NoHttps => {
+                let name = match (name.starts_with('~'), sni.as_deref()) {
+                    (true, Some(sni)) => sni,
+                    _ => name,
+                };
+                let index = self.resolver.store.index();
+                let auth = ClientAuth::for_vhost(&index, name, https.verify_client);
+                (https.ssl_policy, https.http2, auth)
+            }
+            Some((_, https)) => (https.ssl_policy, https.http2, ClientAuth::Off),
+            None => (self.options.ssl_policy, true, ClientAuth::Off),
         };
-        self.configs.get(policy, h2 && self.options.http2)
+        let config = self.configs.get(policy, h2 && self.options.http2, &auth);
+        (config, auth)
     }
 
     /// Whether a certificate would be served to this client now.

@@ -16,6 +16,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::ResolvesServerCert;
 use rustls::{ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
 
+use super::client::{ClientAuth, ClientAuthKey};
 use crate::spec::SslPolicy;
 
 /// What rustls can offer of one policy.
@@ -62,7 +63,9 @@ pub(crate) fn profile(policy: SslPolicy) -> Profile {
 /// for and kept.
 pub(crate) struct Configs {
     resolver: Arc<dyn ResolvesServerCert>,
-    built: Mutex<HashMap<(SslPolicy, bool), Arc<ServerConfig>>>,
+    built: Mutex<HashMap<(SslPolicy, bool, ClientAuthKey), Arc<ServerConfig>>>,
+    /// Inexact policies already reported.
+    warned: Mutex<std::collections::HashSet<SslPolicy>>,
 }
 
 impl std::fmt::Debug for Configs {
@@ -76,19 +79,29 @@ impl Configs {
         Configs {
             resolver,
             built: Mutex::new(HashMap::new()),
+            warned: Mutex::default(),
         }
     }
 
-    /// The configuration for `policy`, with `h2` offered by ALPN or not. The first use of a
-    /// policy that cannot be honoured exactly logs a warning naming it.
-    pub(crate) fn get(&self, policy: SslPolicy, h2: bool) -> Arc<ServerConfig> {
+    /// The configuration for `policy`, with `h2` offered by ALPN or not, asking for client
+    /// certificates as `auth` says. The first use of a policy that cannot be honoured exactly
+    /// logs a warning naming it.
+    pub(crate) fn get(&self, policy: SslPolicy, h2: bool, auth: &ClientAuth) -> Arc<ServerConfig> {
+        let key = (policy, h2, auth.key());
         let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(config) = built.get(&(policy, h2)) {
+        if let Some(config) = built.get(&key) {
             return config.clone();
         }
+        if let ClientAuthKey::Verify { generation, .. } = &key.2 {
+            // Configurations of client CAs from an older reload are never asked for again.
+            built.retain(|(_, _, k), _| match k {
+                ClientAuthKey::Verify { generation: g, .. } => g == generation,
+                _ => true,
+            });
+        }
         let profile = profile(policy);
-        let warned = built.keys().any(|(p, _)| *p == policy);
-        if !profile.exact && !warned {
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if !profile.exact && warned.insert(policy) {
             tracing::warn!(
                 policy = policy.name(),
                 tls13 = profile.tls13,
@@ -97,8 +110,8 @@ impl Configs {
                  ECDHE and AEAD suites only; serving the nearest subset"
             );
         }
-        let config = Arc::new(build(profile, h2, self.resolver.clone()));
-        built.insert((policy, h2), config.clone());
+        let config = Arc::new(build(profile, h2, self.resolver.clone(), auth));
+        built.insert(key, config.clone());
         config
     }
 }
@@ -106,7 +119,12 @@ impl Configs {
 /// ALPN protocols offered, most preferred first.
 const ALPN_H2: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
-fn build(profile: Profile, h2: bool, resolver: Arc<dyn ResolvesServerCert>) -> ServerConfig {
+fn build(
+    profile: Profile,
+    h2: bool,
+    resolver: Arc<dyn ResolvesServerCert>,
+    auth: &ClientAuth,
+) -> ServerConfig {
     let mut suites: Vec<SupportedCipherSuite> = Vec::new();
     let mut versions: Vec<&'static SupportedProtocolVersion> = Vec::new();
     if profile.tls13 {
@@ -136,12 +154,16 @@ fn build(profile: Profile, h2: bool, resolver: Arc<dyn ResolvesServerCert>) -> S
         cipher_suites: suites,
         ..default_provider()
     };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+    let provider = Arc::new(provider);
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&versions)
         // Every profile has a version and a suite for it, all implemented by ring.
-        .expect("the ring provider supports every profile")
-        .with_no_client_auth()
-        .with_cert_resolver(resolver);
+        .expect("the ring provider supports every profile");
+    let builder = match auth.verifier(&provider) {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     let alpn: &[&[u8]] = if h2 { &ALPN_H2 } else { &ALPN_H2[1..] };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config
@@ -158,7 +180,7 @@ mod tests {
             let p = profile(policy);
             assert!(p.tls12 || p.tls13, "{name} offers a version");
             let resolver = Arc::new(rustls::server::ResolvesServerCertUsingSni::new());
-            let config = build(p, false, resolver);
+            let config = build(p, false, resolver, &ClientAuth::Off);
             assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
         }
     }

@@ -33,6 +33,8 @@ struct Inner {
     index: ArcSwap<CertIndex>,
     metrics: TlsMetrics,
     provider: Arc<CryptoProvider>,
+    /// Reloads so far, numbering the indexes they build.
+    generation: std::sync::atomic::AtomicU64,
     /// The fingerprint the current index was built from, and the errors already warned about
     /// (by pair name), so an unchanged bad pair is reported once, not at every reload.
     state: Mutex<State>,
@@ -77,6 +79,7 @@ impl CertStore {
                 index: ArcSwap::from_pointee(CertIndex::default()),
                 metrics,
                 provider: Arc::new(rustls::crypto::ring::default_provider()),
+                generation: std::sync::atomic::AtomicU64::new(0),
                 state: Mutex::new(State::default()),
             }),
         }
@@ -143,7 +146,24 @@ impl CertStore {
             }
         }
         drop(previous);
-        let index = CertIndex::new(certs);
+        let mut client_cas = Vec::new();
+        for ca in fingerprint.client_cas(&self.inner.dir) {
+            match folder::load_client_ca(&ca, &self.inner.provider) {
+                Ok(verifier) => client_cas.push((ca.name, verifier)),
+                Err(e) => errors.push((
+                    ca.ca
+                        .file_name()
+                        .map_or_else(String::new, |f| f.to_string_lossy().into_owned()),
+                    e.to_string(),
+                )),
+            }
+        }
+        let generation = self
+            .inner
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        let index = CertIndex::new(certs).with_client_cas(client_cas, generation);
         let loaded = index.len();
         self.inner.index.store(Arc::new(index));
         self.inner.metrics.publish(&expiries);
@@ -199,7 +219,12 @@ impl CertStore {
         let mut reported = HashMap::with_capacity(errors.len());
         for (name, error) in errors {
             if state.reported.get(name) != Some(error) {
-                tracing::warn!(cert = %name, %error, "cannot load certificate pair {name}.crt/{name}.key");
+                if name.ends_with(".crt") {
+                    // A client CA file (`<vhost>.ca.crt`, `ca.crt`), named as it is.
+                    tracing::warn!(file = %name, %error, "cannot load client CA {name}");
+                } else {
+                    tracing::warn!(cert = %name, %error, "cannot load certificate pair {name}.crt/{name}.key");
+                }
                 warned += 1;
             }
             reported.insert(name.clone(), error.clone());

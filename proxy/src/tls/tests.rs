@@ -382,12 +382,16 @@ fn server_config_offers_h2_and_http1() {
         TableReader::default(),
         TlsOptions::default(),
     );
-    let config = configs.configs.get(crate::spec::SslPolicy::DEFAULT, true);
+    let config = configs
+        .configs
+        .get(crate::spec::SslPolicy::DEFAULT, true, &ClientAuth::Off);
     assert_eq!(
         config.alpn_protocols,
         [b"h2".to_vec(), b"http/1.1".to_vec()]
     );
-    let config = configs.configs.get(crate::spec::SslPolicy::DEFAULT, false);
+    let config = configs
+        .configs
+        .get(crate::spec::SslPolicy::DEFAULT, false, &ClientAuth::Off);
     assert_eq!(config.alpn_protocols, [b"http/1.1".to_vec()]);
 }
 
