@@ -94,7 +94,11 @@ where
 
 /// Runs `docker -H host args…` (another engine than the main one), feeding `input` on stdin
 /// when given, and returns its trimmed stdout.
-pub(crate) fn docker_at<I, S>(host: &str, args: I, input: Option<&[u8]>) -> Result<String, DockerError>
+pub(crate) fn docker_at<I, S>(
+    host: &str,
+    args: I,
+    input: Option<&[u8]>,
+) -> Result<String, DockerError>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,

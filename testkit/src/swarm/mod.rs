@@ -138,6 +138,7 @@ impl SwarmBuilder {
         sweep();
         let swarm = Swarm {
             nodes: (1..=self.nodes).map(Node::new).collect(),
+            shim_sockets: system::shim_sockets(),
             _lock: lock,
         };
         // From here on, a panic drops `swarm`, which removes whatever was built.
@@ -154,6 +155,8 @@ impl SwarmBuilder {
 /// A running test swarm; node 1 is the manager. Dropping it removes everything it made.
 pub struct Swarm {
     nodes: Vec<Node>,
+    /// The containerd shim sockets that existed before the swarm (see [`Drop`]).
+    shim_sockets: std::collections::BTreeSet<PathBuf>,
     /// Held for the swarm's life: one swarm per machine at a time.
     _lock: File,
 }
@@ -271,6 +274,10 @@ impl Drop for Swarm {
         for node in &self.nodes {
             node.kill_all();
         }
+        // Every shim puts its socket in /run/containerd/s, whichever containerd runs it, and a
+        // killed one leaves it: remove those that appeared while the swarm ran and that no
+        // process answers any more (the main engine's live shims answer).
+        system::remove_dead_shim_sockets(&self.shim_sockets);
         sweep();
     }
 }
@@ -316,7 +323,10 @@ fn preflight() -> Result<(), String> {
 fn build_underlay(nodes: usize) -> Result<(), String> {
     let [a, b, c] = UNDERLAY;
     run("ip", &["link", "add", BRIDGE, "type", "bridge"])?;
-    run("ip", &["addr", "add", &format!("{a}.{b}.{c}.1/24"), "dev", BRIDGE])?;
+    run(
+        "ip",
+        &["addr", "add", &format!("{a}.{b}.{c}.1/24"), "dev", BRIDGE],
+    )?;
     run("ip", &["link", "set", BRIDGE, "up"])?;
     for n in 1..=nodes {
         let (ns, host_end, node_end) = (
@@ -381,8 +391,23 @@ fn sweep() {
             let _ = run_quiet("ip", &["netns", "del", &ns]);
         }
         let host_end = format!("{PREFIX}{n}-h");
-        if std::path::Path::new("/sys/class/net").join(&host_end).exists() {
+        if std::path::Path::new("/sys/class/net")
+            .join(&host_end)
+            .exists()
+        {
             let _ = run_quiet("ip", &["link", "del", &host_end]);
+        }
+    }
+    // `ip netns add` made /run/netns (a mount point); leave nothing behind once it is empty.
+    let netns = std::path::Path::new("/run/netns");
+    if std::fs::read_dir(netns).is_ok_and(|mut d| d.next().is_none()) {
+        // umount(8) makes libmount's /run/mount (empty): remove it too if it was not there.
+        let libmount = std::path::Path::new("/run/mount");
+        let had_libmount = libmount.exists();
+        let _ = run_quiet("umount", &["/run/netns"]);
+        let _ = std::fs::remove_dir(netns);
+        if !had_libmount {
+            let _ = std::fs::remove_dir(libmount);
         }
     }
     if std::path::Path::new("/sys/class/net").join(BRIDGE).exists() {

@@ -15,14 +15,15 @@ use crate::docker::{docker_at, DockerError};
 /// PID 1 of a node's namespaces: names the node, gives it a sysfs of its own network namespace
 /// while keeping the host's cgroup hierarchy (`ip netns exec` would hide it), then runs
 /// `docker-init` (tini, which reaps the shims) → `dockerd` with the node's own paths. The host's
-/// `/etc/docker/daemon.json` must not apply (dockerd refuses flags that repeat it).
+/// `/etc/docker/daemon.json` must not apply (dockerd refuses flags that repeat it). `mount -n`
+/// leaves the host's `/run/mount/utab` alone (these mounts die with the namespace).
 const NODE_INIT: &str = r#"set -eu
 node=$1 sock=$2 state=$3 data=$4 storage=$5
 hostname "$node"
 mkdir -p "$state/cg" "$data"
-mount --rbind /sys/fs/cgroup "$state/cg"
-mount -t sysfs sysfs /sys
-mount --move "$state/cg" /sys/fs/cgroup
+mount -n --rbind /sys/fs/cgroup "$state/cg"
+mount -n -t sysfs sysfs /sys
+mount -n --move "$state/cg" /sys/fs/cgroup
 echo '{}' > "$state/daemon.json"
 exec docker-init -- dockerd --config-file "$state/daemon.json" --host "unix://$sock" \
   --data-root "$data" --exec-root "$state/exec" --pidfile "$state/dockerd.pid" \
@@ -162,7 +163,14 @@ impl Node {
         // its death (even a SIGKILL of the test process's children) power the node off.
         let unshare = Command::new("nsenter")
             .arg(format!("--net=/run/netns/{}", self.name))
-            .args(["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child"])
+            .args([
+                "unshare",
+                "--mount",
+                "--uts",
+                "--pid",
+                "--fork",
+                "--kill-child",
+            ])
             .args(["--mount-proc", "--propagation", "private"])
             .args(["sh", "-c", NODE_INIT, "node-init"])
             .arg(&self.name)
@@ -196,7 +204,10 @@ impl Node {
         };
         let _ = std::fs::write(state.join("init.pid"), init.to_string());
         *self.lock() = Some(Running { unshare, init });
-        while self.try_docker(&["version", "--format", "{{.Server.Version}}"]).is_err() {
+        while self
+            .try_docker(&["version", "--format", "{{.Server.Version}}"])
+            .is_err()
+        {
             assert!(
                 Instant::now() < deadline,
                 "{}'s dockerd never answered on {}; its log:\n{}",
@@ -227,7 +238,11 @@ impl Node {
     }
 
     pub(super) fn print_log_tail(&self) {
-        eprintln!("--- last log of test swarm node {} ---\n{}", self.name, self.log_tail());
+        eprintln!(
+            "--- last log of test swarm node {} ---\n{}",
+            self.name,
+            self.log_tail()
+        );
     }
 
     fn log_tail(&self) -> String {
@@ -247,11 +262,14 @@ impl Node {
         let init = self.lock().as_ref()?.init;
         let depth = nspid(init)?.len().checked_sub(1)?;
         let wanted = pid.to_string();
-        std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
-            let host: u32 = entry.file_name().to_str()?.parse().ok()?;
-            let ids = nspid(host)?;
-            (ids.get(depth) == Some(&wanted) && descends_from(host, init)).then_some(host)
-        })
+        std::fs::read_dir("/proc")
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let host: u32 = entry.file_name().to_str()?.parse().ok()?;
+                let ids = nspid(host)?;
+                (ids.get(depth) == Some(&wanted) && descends_from(host, init)).then_some(host)
+            })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {

@@ -1,7 +1,9 @@
 //! Host commands (`ip`, `iptables`, `kill`), the machine-wide swarm lock, and cgroup clean-up.
 
+use std::collections::BTreeSet;
 use std::fs::File;
-use std::path::Path;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Runs `program args…`; the error names the command and carries its stderr.
@@ -83,4 +85,26 @@ fn remove_tree(dir: &Path) -> std::io::Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     last
+}
+
+/// Where containerd shims (of any containerd on the host) put their sockets.
+const SHIM_SOCKETS: &str = "/run/containerd/s";
+
+/// The shim sockets there now.
+pub(super) fn shim_sockets() -> BTreeSet<PathBuf> {
+    std::fs::read_dir(SHIM_SOCKETS)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// Removes the shim sockets not in `before` that refuse connections (their shim was killed
+/// with its node).
+pub(super) fn remove_dead_shim_sockets(before: &BTreeSet<PathBuf>) {
+    for socket in shim_sockets().difference(before) {
+        let refused = UnixStream::connect(socket)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        if refused {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
 }
