@@ -1,7 +1,8 @@
 //! The Swarm provider's loop: poll services and tasks, publish what changed.
 //!
 //! The Engine sends no task events, so tasks are polled (every `swarm_poll_interval`, 1 s by
-//! default), and at once on service and node events (an update, a scale, a node going down).
+//! default), and at once on service and node events (an update, a scale, a node going down),
+//! then once more 250 ms later ([`SETTLE`]).
 //! A task container dying on dockhand's own node (`docker kill`, a crash) is seen at once from
 //! its `die` event: its task leaves the rotation right away, before the manager, which learns
 //! it from the node's agent, says so. A poll that finds what was last published publishes
@@ -129,7 +130,15 @@ async fn follow(
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // Tasks whose container died on this node, until the manager stops listing them.
     let mut dead = BTreeSet::new();
+    // When to poll once more after an event (see `SETTLE`).
+    let mut again: Option<Instant> = None;
     loop {
+        let follow_up = async {
+            match again {
+                Some(at) => time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             event = events.next() => {
                 let event = event.ok_or(EngineError::StreamEnded)??;
@@ -142,13 +151,21 @@ async fn follow(
                     continue;
                 }
                 tick.reset();
+                again = Some(Instant::now() + SETTLE);
             }
+            _ = follow_up => again = None,
             _ = tick.tick() => {}
         }
         let polled = poll(&docker, config, &reach, &mut dead).await;
         poller.apply(polled, config);
     }
 }
+
+/// How long after an event dockhand polls once more. A node's `down` event comes a moment
+/// before the orchestrator sets its tasks' desired state to `shutdown` (measured on a 3-node
+/// swarm: the event's own poll still saw them `running` in 4 runs of 5, and the lost task stayed
+/// in the rotation until the next timed poll, 1 s later).
+const SETTLE: Duration = Duration::from_millis(250);
 
 /// Whether `event` calls for a poll now: a service or node event, or a task container's `die`
 /// (whose task is then added to `dead`).
@@ -324,6 +341,51 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn event(typ: EventMessageTypeEnum, action: &str, attributes: &[(&str, &str)]) -> EventMessage {
+        EventMessage {
+            typ: Some(typ),
+            action: Some(action.to_owned()),
+            actor: Some(bollard::models::EventActor {
+                id: Some("x".to_owned()),
+                attributes: Some(
+                    attributes
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn service_node_and_task_container_deaths_call_for_a_poll() {
+        let mut dead = BTreeSet::new();
+        assert!(wants_poll(
+            &event(EventMessageTypeEnum::SERVICE, "update", &[]),
+            &mut dead
+        ));
+        assert!(wants_poll(
+            &event(EventMessageTypeEnum::NODE, "update", &[]),
+            &mut dead
+        ));
+        let task = [(TASK_ID_LABEL, "t1")];
+        assert!(!wants_poll(
+            &event(EventMessageTypeEnum::CONTAINER, "kill", &task),
+            &mut dead
+        ));
+        assert!(!wants_poll(
+            &event(EventMessageTypeEnum::CONTAINER, "die", &[]),
+            &mut dead
+        ));
+        assert!(dead.is_empty());
+        assert!(wants_poll(
+            &event(EventMessageTypeEnum::CONTAINER, "die", &task),
+            &mut dead
+        ));
+        assert_eq!(dead, BTreeSet::from(["t1".to_owned()]));
+    }
 
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Vec<Publication>>>);
