@@ -151,6 +151,9 @@ impl Dockhand {
         let mut command = Command::new("nsenter");
         command
             .arg(format!("--net={}", netns.display()))
+            // Dies with this process even when it is killed before `Drop` runs (the swarm is
+            // swept by the next run; a dockhand left running would hold the netns alive).
+            .args(["setpriv", "--pdeathsig", "KILL", "--"])
             .arg(DOCKHAND)
             .env_clear()
             .args(["--http-port", &http, "--https-port", "8443"])

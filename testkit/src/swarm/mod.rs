@@ -382,8 +382,13 @@ fn forward_chain() -> &'static str {
 /// files and command lines say they are ours), namespaces, links, the iptables rule, cgroups,
 /// sockets, state and data. Safe to run when nothing is there. Called with the lock held.
 fn sweep() {
+    // A run killed before its `Drop` left its state folder, made when that run started.
+    let leftover_since = std::fs::metadata(STATE_DIR).and_then(|m| m.created().or(m.modified()));
     for n in 1..=MAX_NODES {
         node::kill_leftover(n);
+    }
+    if let Ok(since) = leftover_since {
+        system::remove_dead_shim_sockets_since(since);
     }
     for n in 1..=MAX_NODES {
         let ns = format!("{PREFIX}{n}");

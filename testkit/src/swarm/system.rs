@@ -5,6 +5,7 @@ use std::fs::File;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::time::SystemTime;
 
 /// Runs `program args…`; the error names the command and carries its stderr.
 pub(super) fn run(program: &str, args: &[&str]) -> Result<String, String> {
@@ -100,7 +101,22 @@ pub(super) fn shim_sockets() -> BTreeSet<PathBuf> {
 /// Removes the shim sockets not in `before` that refuse connections (their shim was killed
 /// with its node).
 pub(super) fn remove_dead_shim_sockets(before: &BTreeSet<PathBuf>) {
-    for socket in shim_sockets().difference(before) {
+    remove_refused(shim_sockets().difference(before));
+}
+
+/// Removes the shim sockets made since `since` that refuse connections: those a killed run's
+/// nodes left (the sweep does not know which existed before that run).
+pub(super) fn remove_dead_shim_sockets_since(since: SystemTime) {
+    let sockets = shim_sockets();
+    remove_refused(sockets.iter().filter(|socket| {
+        std::fs::metadata(socket)
+            .and_then(|m| m.modified())
+            .is_ok_and(|made| made >= since)
+    }));
+}
+
+fn remove_refused<'a>(sockets: impl Iterator<Item = &'a PathBuf>) {
+    for socket in sockets {
         let refused = UnixStream::connect(socket)
             .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
         if refused {
