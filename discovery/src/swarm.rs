@@ -19,11 +19,13 @@
 //! `/readyz`; each backend carries its task's origin (service, task, slot, node); a service
 //! routed to port 80 for want of `VIRTUAL_PORT` is logged once; `deploy/stack.yaml`.
 //!
+//! Fourth step: tested against real single-node and 3-node swarms (`tests/swarm`, with
+//! testkit's `swarm` harness); a task container's `die` event on dockhand's node takes its task
+//! out at once; route changes are logged with the task's origin.
+//!
 //! Not done yet:
 //! - dockhand's own networks (the reach) are read when the provider connects, not on its
 //!   network events.
-//! - Tests against a real single-node and multi-node swarm, and
-//!   measuring a poll with 1,000 tasks.
 //! - A service whose tasks are all not running yields no vhost at all (as a stopped container
 //!   does), so its hosts answer as unknown ones rather than with 503 from a known vhost.
 //! - During a rolling update, old tasks are described with the service's new settings (the

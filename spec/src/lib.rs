@@ -272,7 +272,7 @@ pub struct BackendSpec {
 }
 
 /// Where a backend comes from, for `/api/routes`, the dashboard and logs; routing ignores it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Origin {
     /// A container seen by the containers provider (the default); its name and ID are the
     /// backend's own.
@@ -302,7 +302,7 @@ impl Origin {
 
 /// The Swarm service, task and node behind a backend. Serialized with the keys `service`,
 /// `task`, and `slot` and `node` when known.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct TaskOrigin {
     /// The service's name (its ID when it has none).
     pub service: String,

@@ -92,6 +92,45 @@ where
     checked(&command, output)
 }
 
+/// Runs `docker -H host args…` (another engine than the main one), feeding `input` on stdin
+/// when given, and returns its trimmed stdout.
+pub(crate) fn docker_at<I, S>(
+    host: &str,
+    args: I,
+    input: Option<&[u8]>,
+) -> Result<String, DockerError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new("docker");
+    command.arg("-H").arg(host).args(args);
+    let output = output(&mut command, input)?;
+    checked(&command, output)
+}
+
+/// Runs `docker args…` and returns its raw stdout (for `docker save`, whose output is binary).
+pub(crate) fn docker_bytes<I, S>(args: I) -> Result<Vec<u8>, DockerError>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut command = Command::new("docker");
+    command.args(args);
+    let output = output(&mut command, None)?;
+    if output.status.success() {
+        return Ok(output.stdout);
+    }
+    Err(DockerError {
+        command: describe(&command),
+        reason: format!(
+            "{}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    })
+}
+
 /// Runs `docker args…` and returns its output whatever the exit status (for `docker exec`).
 pub(crate) fn docker_output<I, S>(args: I) -> Result<Output, DockerError>
 where

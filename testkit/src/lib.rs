@@ -26,7 +26,8 @@
 //! - [`echo`]: the echo server behind the `echo-backend` binary, also usable in-process;
 //! - [`http`]: a client that sets any `Host`, never follows redirects, speaks h2c, TLS, WebSocket;
 //! - [`images`]: images imported from the static binaries (no registry needed);
-//! - containers ([`backend`], [`container`]), networks ([`network`]), host [`Process`]es.
+//! - containers ([`backend`], [`container`]), networks ([`network`]), host [`Process`]es;
+//! - [`swarm`]: a real multi-node Docker Swarm on this machine, apart from the main engine.
 
 #![deny(missing_docs)]
 
@@ -34,6 +35,7 @@ pub mod certs;
 pub mod echo;
 pub mod http;
 pub mod images;
+pub mod swarm;
 pub mod synthetic;
 
 mod container;

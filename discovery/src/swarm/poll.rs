@@ -1,17 +1,23 @@
 //! The Swarm provider's loop: poll services and tasks, publish what changed.
 //!
 //! The Engine sends no task events, so tasks are polled (every `swarm_poll_interval`, 1 s by
-//! default), and at once on service and node events (an update, a scale, a node going down).
-//! A poll that finds what was last published publishes nothing.
+//! default), and at once on service and node events (an update, a scale, a node going down),
+//! then once more 250 ms later ([`SETTLE`]).
+//! A task container dying on dockhand's own node (`docker kill`, a crash) is seen at once from
+//! its `die` event: its task leaves the rotation right away, before the manager, which learns
+//! it from the node's agent, says so. A poll that finds what was last published publishes
+//! nothing.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bollard::models::{EventMessageTypeEnum, LocalNodeState, Service, SwarmInfo, SystemInfo};
+use bollard::models::{
+    EventMessage, EventMessageTypeEnum, LocalNodeState, Service, SwarmInfo, SystemInfo,
+};
 use bollard::query_parameters::EventsOptions;
 use bollard::Docker;
-use dockhand_spec::{Publication, Publish, VhostSpec};
+use dockhand_spec::{Publication, Publish, TableSpec, VhostSpec};
 use futures_util::{FutureExt, StreamExt};
 use tokio::time::{self, Instant, MissedTickBehavior};
 use tracing::{info, warn};
@@ -20,6 +26,7 @@ use super::{fetch, group_tasks, service_name, swarm_vhosts, uses_fallback_port, 
 use crate::contract::Reach;
 use crate::engine::{self, EngineError};
 pub use crate::status::Role;
+use crate::table;
 use crate::{Config, DiscoveryMetrics, Status, SwarmMode};
 
 /// First pause before reconnecting; doubles up to `Config::max_backoff`.
@@ -121,36 +128,69 @@ async fn follow(
         .reach;
     let mut tick = time::interval(config.swarm_poll_interval);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Tasks whose container died on this node, until the manager stops listing them.
+    let mut dead = BTreeSet::new();
+    // When to poll once more after an event (see `SETTLE`).
+    let mut again: Option<Instant> = None;
     loop {
+        let follow_up = async {
+            match again {
+                Some(at) => time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             event = events.next() => {
                 let event = event.ok_or(EngineError::StreamEnded)??;
-                let mut wanted = is_swarm_event(event.typ);
+                let mut wanted = wants_poll(&event, &mut dead);
                 // Coalesce a burst: one poll for whatever is already queued.
                 while let Some(event) = events.next().now_or_never().flatten() {
-                    wanted |= is_swarm_event(event?.typ);
+                    wanted |= wants_poll(&event?, &mut dead);
                 }
                 if !wanted {
                     continue;
                 }
                 tick.reset();
+                again = Some(Instant::now() + SETTLE);
             }
+            _ = follow_up => again = None,
             _ = tick.tick() => {}
         }
-        let polled = poll(&docker, config, &reach).await;
+        let polled = poll(&docker, config, &reach, &mut dead).await;
         poller.apply(polled, config);
     }
 }
 
-fn is_swarm_event(kind: Option<EventMessageTypeEnum>) -> bool {
-    matches!(
-        kind,
-        Some(EventMessageTypeEnum::SERVICE | EventMessageTypeEnum::NODE)
-    )
+/// How long after an event dockhand polls once more. A node's `down` event comes a moment
+/// before the orchestrator sets its tasks' desired state to `shutdown` (measured on a 3-node
+/// swarm: the event's own poll still saw them `running` in 4 runs of 5, and the lost task stayed
+/// in the rotation until the next timed poll, 1 s later).
+const SETTLE: Duration = Duration::from_millis(250);
+
+/// Whether `event` calls for a poll now: a service or node event, or a task container's `die`
+/// (whose task is then added to `dead`).
+fn wants_poll(event: &EventMessage, dead: &mut BTreeSet<String>) -> bool {
+    match event.typ {
+        Some(EventMessageTypeEnum::SERVICE | EventMessageTypeEnum::NODE) => true,
+        Some(EventMessageTypeEnum::CONTAINER) if event.action.as_deref() == Some("die") => {
+            let task = (event.actor.as_ref())
+                .and_then(|a| a.attributes.as_ref())
+                .and_then(|a| a.get(TASK_ID_LABEL));
+            task.is_some_and(|task| dead.insert(task.clone()))
+        }
+        _ => false,
+    }
 }
 
+/// The label the engine puts on a task's container (and on its events).
+const TASK_ID_LABEL: &str = "com.docker.swarm.task.id";
+
 fn events_options() -> EventsOptions {
-    let kinds = vec!["service".to_owned(), "node".to_owned()];
+    let kinds = vec![
+        "service".to_owned(),
+        "node".to_owned(),
+        "container".to_owned(),
+    ];
     EventsOptions {
         since: None,
         until: None,
@@ -166,10 +206,21 @@ struct Polled {
     fallback: Vec<String>,
 }
 
-async fn poll(docker: &Docker, config: &Config, reach: &Reach) -> Result<Polled, EngineError> {
+/// One poll; tasks in `dead` are left out, and `dead` forgets those no longer listed.
+async fn poll(
+    docker: &Docker,
+    config: &Config,
+    reach: &Reach,
+    dead: &mut BTreeSet<String>,
+) -> Result<Polled, EngineError> {
     let services: Vec<Service> = docker.list_services(None).await?;
     let mut tasks: Vec<SwarmTask> =
         fetch::get_json(&config.docker_host, fetch::RUNNING_TASKS).await?;
+    if !dead.is_empty() {
+        let listed: BTreeSet<&str> = tasks.iter().filter_map(|t| t.id.as_deref()).collect();
+        dead.retain(|task| listed.contains(task.as_str()));
+        tasks.retain(|t| t.id.as_ref().is_none_or(|id| !dead.contains(id)));
+    }
     let by_service = group_tasks(&mut tasks);
     let pairs = services.iter().map(|s| {
         let id = s.id.as_deref().unwrap_or_default();
@@ -247,10 +298,24 @@ impl Poller {
             return;
         }
         self.count_tasks(&polled.vhosts);
+        self.log_changes(&polled.vhosts);
         self.publisher
             .publish(Publication::Full(polled.vhosts.clone()));
         self.published = Some(polled.vhosts);
         self.status.set_swarm_polled();
+    }
+
+    /// One `dockhand::routes` line per change since the last publication, as the containers
+    /// provider logs them, each task backend with its service, task, slot and node.
+    fn log_changes(&self, vhosts: &[VhostSpec]) {
+        let spec = |vhosts: &[VhostSpec]| TableSpec {
+            vhosts: vhosts.to_vec(),
+            default_host: None,
+        };
+        let before = spec(self.published.as_deref().unwrap_or_default());
+        for change in table::diff(&before, &spec(vhosts)) {
+            info!(target: "dockhand::routes", "{change}");
+        }
     }
 
     /// `dockhand_swarm_tasks_routed{vhost}`: the distinct tasks behind each vhost.
@@ -276,6 +341,51 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    fn event(typ: EventMessageTypeEnum, action: &str, attributes: &[(&str, &str)]) -> EventMessage {
+        EventMessage {
+            typ: Some(typ),
+            action: Some(action.to_owned()),
+            actor: Some(bollard::models::EventActor {
+                id: Some("x".to_owned()),
+                attributes: Some(
+                    attributes
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn service_node_and_task_container_deaths_call_for_a_poll() {
+        let mut dead = BTreeSet::new();
+        assert!(wants_poll(
+            &event(EventMessageTypeEnum::SERVICE, "update", &[]),
+            &mut dead
+        ));
+        assert!(wants_poll(
+            &event(EventMessageTypeEnum::NODE, "update", &[]),
+            &mut dead
+        ));
+        let task = [(TASK_ID_LABEL, "t1")];
+        assert!(!wants_poll(
+            &event(EventMessageTypeEnum::CONTAINER, "kill", &task),
+            &mut dead
+        ));
+        assert!(!wants_poll(
+            &event(EventMessageTypeEnum::CONTAINER, "die", &[]),
+            &mut dead
+        ));
+        assert!(dead.is_empty());
+        assert!(wants_poll(
+            &event(EventMessageTypeEnum::CONTAINER, "die", &task),
+            &mut dead
+        ));
+        assert_eq!(dead, BTreeSet::from(["t1".to_owned()]));
+    }
 
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Vec<Publication>>>);

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 
-use dockhand_spec::{PathSpec, TableSpec};
+use dockhand_spec::{Origin, PathSpec, TableSpec};
 
 /// One route change, for the log. `Display` gives the line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub enum RouteChange {
         container_id: String,
         /// Its address; `None` when unreachable.
         addr: Option<SocketAddr>,
+        /// Which provider it comes from (a Swarm task's service, task and node).
+        origin: Origin,
     },
     /// A container stopped serving a location (or no longer on this address).
     BackendRemoved {
@@ -51,6 +53,8 @@ pub enum RouteChange {
         container_id: String,
         /// Its former address; `None` when it was unreachable.
         addr: Option<SocketAddr>,
+        /// Which provider it comes from (a Swarm task's service, task and node).
+        origin: Origin,
     },
     /// A location that stays has new settings (dest, protocol, balancing or keepalive).
     PathSettings {
@@ -78,12 +82,14 @@ impl fmt::Display for RouteChange {
                 container,
                 container_id,
                 addr,
+                origin,
             } => {
                 let id = Short(container_id);
                 write!(
                     f,
-                    "backend added: {host} {path} → {container} ({id}) at {}",
-                    Addr(addr)
+                    "backend added: {host} {path} → {container} ({id}) at {}{}",
+                    Addr(addr),
+                    From(origin)
                 )
             }
             Self::BackendRemoved {
@@ -92,12 +98,14 @@ impl fmt::Display for RouteChange {
                 container,
                 container_id,
                 addr,
+                origin,
             } => {
                 let id = Short(container_id);
                 write!(
                     f,
-                    "backend removed: {host} {path} → {container} ({id}) at {}",
-                    Addr(addr)
+                    "backend removed: {host} {path} → {container} ({id}) at {}{}",
+                    Addr(addr),
+                    From(origin)
                 )
             }
             Self::PathSettings {
@@ -110,6 +118,32 @@ impl fmt::Display for RouteChange {
 }
 
 struct Addr<'a>(&'a Option<SocketAddr>);
+
+/// Where a backend comes from, after its address: nothing for a container, for a Swarm task
+/// ` [swarm service web task <12> slot 1 node <12>]`.
+struct From<'a>(&'a Origin);
+
+impl fmt::Display for From<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(task) = self.0.task() else {
+            return Ok(());
+        };
+        write!(
+            f,
+            " [{} service {} task {}",
+            self.0.provider(),
+            task.service,
+            Short(&task.task)
+        )?;
+        if let Some(slot) = task.slot {
+            write!(f, " slot {slot}")?;
+        }
+        match &task.node {
+            Some(node) => write!(f, " node {}]", Short(node)),
+            None => f.write_str(" unassigned]"),
+        }
+    }
+}
 
 /// A container ID cut to the 12 characters `docker ps` shows.
 struct Short<'a>(&'a str);
@@ -176,22 +210,24 @@ fn diff_paths(host: &str, before: &Paths<'_>, after: &Paths<'_>, out: &mut Vec<R
     for path in paths {
         let (was, is) = (before.get(path), after.get(path));
         let (old, new) = (backends(was.copied()), backends(is.copied()));
-        for &(container, id, addr) in old.difference(&new) {
+        for &(container, id, addr, origin) in old.difference(&new) {
             out.push(RouteChange::BackendRemoved {
                 host: host.into(),
                 path: path.into(),
                 container: container.into(),
                 container_id: id.into(),
                 addr,
+                origin: origin.clone(),
             });
         }
-        for &(container, id, addr) in new.difference(&old) {
+        for &(container, id, addr, origin) in new.difference(&old) {
             out.push(RouteChange::BackendAdded {
                 host: host.into(),
                 path: path.into(),
                 container: container.into(),
                 container_id: id.into(),
                 addr,
+                origin: origin.clone(),
             });
         }
         if let (Some(was), Some(is)) = (was, is) {
@@ -206,13 +242,15 @@ fn diff_paths(host: &str, before: &Paths<'_>, after: &Paths<'_>, out: &mut Vec<R
     }
 }
 
-/// A location's backends as (container name, ID, address), sorted.
-fn backends(path: Option<&PathSpec>) -> BTreeSet<(&str, &str, Option<SocketAddr>)> {
+/// A location's backends as (name, ID, address, origin), sorted.
+fn backends(path: Option<&PathSpec>) -> BTreeSet<Backend<'_>> {
     path.into_iter()
         .flat_map(|p| &p.backends)
-        .map(|b| (b.name.as_str(), b.id.as_str(), b.addr))
+        .map(|b| (b.name.as_str(), b.id.as_str(), b.addr, &b.origin))
         .collect()
 }
+
+type Backend<'a> = (&'a str, &'a str, Option<SocketAddr>, &'a Origin);
 
 fn settings_changes(was: &PathSpec, is: &PathSpec) -> Option<String> {
     let mut changes = Vec::new();

@@ -512,3 +512,42 @@ fn per_vhost_wire_settings_come_from_the_first_container_that_sets_them() {
         "b's label wins over the proxy-wide default"
     );
 }
+
+#[test]
+fn diff_names_a_swarm_task_with_its_service_slot_and_node() {
+    use dockhand_spec::{BackendSpec, Origin, PathSpec, TableSpec, TaskOrigin, VhostSpec};
+    let old = build_spec(
+        [&routed(
+            "web",
+            &["VIRTUAL_HOST=x.com"],
+            &[],
+            Some("10.0.0.1"),
+        )],
+        None,
+        &HttpsPolicy::default(),
+    );
+    let mut vhost: VhostSpec = old.vhosts[0].clone();
+    let path: &mut PathSpec = &mut vhost.paths[0];
+    path.backends = vec![BackendSpec {
+        name: "app.1".to_owned(),
+        id: "t1aaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
+        addr: Some("10.0.1.5:80".parse().expect("address")),
+        readiness: Readiness::default(),
+        origin: Origin::Task(TaskOrigin {
+            service: "app".to_owned(),
+            task: "t1aaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
+            slot: Some(1),
+            node: Some("n1bbbbbbbbbbbbbbbbbbbbbbb".to_owned()),
+        }),
+    }];
+    let new = TableSpec {
+        vhosts: vec![vhost],
+        default_host: None,
+    };
+    let lines: Vec<String> = diff(&old, &new).iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        lines[1],
+        "backend added: x.com / → app.1 (t1aaaaaaaaaa) at 10.0.1.5:80 \
+         [swarm service app task t1aaaaaaaaaa slot 1 node n1bbbbbbbbbb]"
+    );
+}
