@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use dockhand_testkit::assert_eventually;
+use dockhand_testkit::{assert_eventually, free_port, Process};
 
 use crate::support::*;
 use crate::Test;
@@ -14,6 +14,10 @@ pub const TESTS: &[Test] = &[
     (
         "tasks_on_every_node_are_routed_from_the_manager",
         tasks_on_every_node_are_routed_from_the_manager,
+    ),
+    (
+        "dockhand_on_a_worker_is_not_ready_and_says_why",
+        dockhand_on_a_worker_is_not_ready_and_says_why,
     ),
     (
         "a_powered_off_worker_leaves_the_rotation_once_marked_down",
@@ -68,6 +72,40 @@ fn tasks_on_every_node_are_routed_from_the_manager(cluster: &Cluster) {
         "every node's task answers through dockhand"
     );
     cluster.swarm.docker(&["service", "rm", &service]);
+}
+
+/// `DOCKHAND_SWARM=true` against a worker's engine: `/readyz` answers 503 naming the reason,
+/// and the log says dockhand must run on a manager.
+fn dockhand_on_a_worker_is_not_ready_and_says_why(cluster: &Cluster) {
+    let worker = cluster.swarm.node(2);
+    let (http, https, admin) = (free_port(), free_port(), free_port());
+    // setpriv: dies with this test's thread even if the test process is killed.
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .args(["--pdeathsig", "KILL", "--", DOCKHAND])
+        .env_clear()
+        .args(["--http-port", &http.to_string()])
+        .args(["--https-port", &https.to_string()])
+        .args(["--admin", &format!("127.0.0.1:{admin}")])
+        .env("DOCKER_HOST", worker.host())
+        .env("DOCKHAND_SWARM", "true")
+        .env("DOCKHAND_CERTS_DIR", "/nonexistent/dockhand-test-certs")
+        .env("DOCKHAND_LOG", "info,dockhand::access=off");
+    let process = Process::spawn(&mut command);
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], admin));
+    let readyz = || dockhand_testkit::http::get(admin, "admin", "/readyz").ok();
+    assert_eventually!(
+        readyz().is_some_and(|r| r.status == 503 && r.text().contains("worker")),
+        Duration::from_secs(20),
+        "readyz: {:?}\n{}",
+        readyz().map(|r| (r.status, r.text())),
+        process.log()
+    );
+    assert!(
+        process.log().contains("must run on a manager") || process.log().contains("not a manager"),
+        "{}",
+        process.log()
+    );
 }
 
 fn a_powered_off_worker_leaves_the_rotation_once_marked_down(cluster: &Cluster) {
