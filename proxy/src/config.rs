@@ -178,6 +178,11 @@ pub struct ProxyConfig {
     /// makes that burst a budget for the connection's lifetime. Default 20: keep-alive PINGs come
     /// seconds apart, the BDP PINGs of adaptive-window clients about ten a second at most.
     pub h2_control_frames_per_second: u32,
+    /// HTTP/1: header names keep the case the client (and the backend, for responses) wrote
+    /// them in, as nginx passes them; the ones dockhand adds are Title-Case either way. `false`
+    /// sends every name in Title-Case and saves about a fifth of the instructions per proxied
+    /// request (`benches/results/RESULTS.md`, 2026-12-05). Default true.
+    pub preserve_header_case: bool,
     /// `DEFAULT_ROOT`. Default `404`.
     pub default_root: DefaultRoot,
     /// `ACME_HTTP_CHALLENGE_ACCEPT_UNKNOWN_HOST`: serve ACME challenge files on plain HTTP for
@@ -217,6 +222,7 @@ impl Default for ProxyConfig {
             eject_backoff_max: Duration::from_secs(30),
             h2_max_control_frames: 100,
             h2_control_frames_per_second: 20,
+            preserve_header_case: true,
             default_root: DefaultRoot::default(),
             acme_accept_unknown_host: false,
             debug_endpoint: false,
