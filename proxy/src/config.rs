@@ -180,7 +180,7 @@ pub struct ProxyConfig {
     pub h2_control_frames_per_second: u32,
     /// HTTP/1: header names keep the case the client (and the backend, for responses) wrote
     /// them in, as nginx passes them; the ones dockhand adds are Title-Case either way. `false`
-    /// sends every name in Title-Case and saves about a fifth of the instructions per proxied
+    /// sends every name in Title-Case and saves about 11% of the instructions per proxied
     /// request (`benches/results/RESULTS.md`, 2026-12-05). Default true.
     pub preserve_header_case: bool,
     /// `DEFAULT_ROOT`. Default `404`.
