@@ -186,6 +186,11 @@ pub struct ProxyConfig {
     /// `ENABLE_HTTP2`: serve HTTP/2 to clients (ALPN `h2` over TLS, prior knowledge on plain
     /// HTTP). False serves HTTP/1.1 only. Default true.
     pub http2: bool,
+    /// HTTP/1: header names keep the case the client (and the backend, for responses) wrote
+    /// them in, as nginx passes them; the ones dockhand adds are Title-Case either way. `false`
+    /// sends every name in Title-Case and saves about 11% of the instructions per proxied
+    /// request (`benches/results/RESULTS.md`, 2026-12-05). Default true.
+    pub preserve_header_case: bool,
     /// `DEFAULT_ROOT`. Default `404`.
     pub default_root: DefaultRoot,
     /// `ACME_HTTP_CHALLENGE_ACCEPT_UNKNOWN_HOST`: serve ACME challenge files on plain HTTP for
@@ -227,6 +232,7 @@ impl Default for ProxyConfig {
             h2_control_frames_per_second: 20,
             proxy_protocol: false,
             http2: true,
+            preserve_header_case: true,
             default_root: DefaultRoot::default(),
             acme_accept_unknown_host: false,
             debug_endpoint: false,

@@ -329,7 +329,7 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
         // Header names keep the client's case on the way to the backend (and the backend's on
         // the way back), as nginx passes them; the names hyper or dockhand add (`Date`,
         // `Content-Length`, `Server`, ...) go out in canonical Title-Case.
-        .preserve_header_case(true)
+        .preserve_header_case(config.preserve_header_case)
         .title_case_headers(true)
         // hyper answers 431 itself once a request head outgrows the read buffer.
         .max_buf_size(config.max_header_size.max(MIN_HTTP1_BUFFER));

@@ -46,6 +46,9 @@ pub(crate) struct PoolSettings {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle_per_host: usize,
     pub(crate) opened: Opened,
+    /// Keep the client's header-name case on backend connections (see
+    /// [`crate::ProxyConfig::preserve_header_case`]).
+    pub(crate) preserve_header_case: bool,
 }
 
 /// The connections of one data-plane runtime to every backend.
@@ -139,9 +142,14 @@ impl Upstream {
                 // pooled connection, and would make every request's future 1.4 KiB larger,
                 // which is copied as the future moves.
                 None => {
-                    let conn = Box::pin(Conn::open(key, self.settings.connect_timeout, &self.tls))
-                        .await
-                        .map_err(SendError::Connect)?;
+                    let conn = Box::pin(Conn::open(
+                        key,
+                        self.settings.connect_timeout,
+                        self.settings.preserve_header_case,
+                        &self.tls,
+                    ))
+                    .await
+                    .map_err(SendError::Connect)?;
                     self.settings.opened.http1(key.tls).inc();
                     conn
                 }

@@ -225,6 +225,11 @@ fn nginx_proxy_wire_settings_parse_and_bad_ones_are_named() {
     assert!(config.proxy.debug_endpoint);
     assert!(config.discovery.https.debug_endpoint);
     assert!(config.proxy.acme_accept_unknown_host);
+    assert!(config.proxy.preserve_header_case, "on by default");
+    let off = args(&["--preserve-header-case", "false"])
+        .validate()
+        .expect("valid");
+    assert!(!off.proxy.preserve_header_case);
     let format = config.proxy.log_format.expect("a format");
     assert_eq!(format.escape, dockhand_proxy::LogEscape::Json);
 

@@ -197,6 +197,7 @@ impl Args {
             max_connections: c.number("DOCKHAND_MAX_CONNECTIONS", &self.max_connections),
             trust_downstream_proxy: self.trust_downstream_proxy,
             access_log: !self.disable_access_logs,
+            preserve_header_case: self.preserve_header_case,
             eject_after: c.number("DOCKHAND_EJECT_AFTER", &self.eject_after),
             eject_backoff: c.duration("DOCKHAND_EJECT_BACKOFF", &self.eject_backoff),
             eject_backoff_max: c.duration("DOCKHAND_EJECT_BACKOFF_MAX", &self.eject_backoff_max),

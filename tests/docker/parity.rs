@@ -101,6 +101,20 @@ fn header_names_keep_the_clients_case_and_added_ones_are_title_case() {
     let head = response_names(&answer);
     assert!(head.contains(&"Content-Type"), "{head:?}");
     assert!(head.contains(&"Content-Length"), "{head:?}");
+
+    // Switched off: every name in Title-Case.
+    let titled = dockhand()
+        .env("DOCKHAND_PRESERVE_HEADER_CASE", "false")
+        .start();
+    titled.wait_status(&host, "/", 200);
+    let answer = raw(
+        titled.http,
+        &format!("GET /case HTTP/1.1\r\nhost: {host}\r\nX-CamelCase-Token: a\r\nconnection: close\r\n\r\n"),
+    );
+    let names = echo_of(&answer).header_names;
+    assert!(names.iter().any(|n| n == "X-Camelcase-Token"), "{names:?}");
+    assert!(names.iter().any(|n| n == "Host"), "{names:?}");
+    assert!(response_names(&answer).contains(&"X-Backend"), "{answer}");
 }
 
 /// The whole of a GET with extra request headers.

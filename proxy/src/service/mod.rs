@@ -388,5 +388,6 @@ fn upstream(config: &ProxyConfig, metrics: &Metrics) -> Upstream {
         idle_timeout: config.pool_idle_timeout,
         max_idle_per_host: config.pool_max_idle_per_host,
         opened: metrics.upstream_opened(),
+        preserve_header_case: config.preserve_header_case,
     })
 }

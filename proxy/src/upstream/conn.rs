@@ -57,7 +57,14 @@ pub(crate) struct Failed {
 
 impl Conn {
     /// Connects to `key` within `timeout` (and completes the TLS handshake when `key.tls`).
-    pub(crate) async fn open(key: Key, timeout: Duration, tls: &TlsConnector) -> io::Result<Conn> {
+    /// `preserve_case`: write the client's header names as it did (from the request's case
+    /// map) and record the backend's for the client.
+    pub(crate) async fn open(
+        key: Key,
+        timeout: Duration,
+        preserve_case: bool,
+        tls: &TlsConnector,
+    ) -> io::Result<Conn> {
         let stream = match tokio::time::timeout(timeout, connect(key, tls)).await {
             Ok(stream) => stream?,
             Err(_) => return Err(io::ErrorKind::TimedOut.into()),
@@ -68,7 +75,7 @@ impl Conn {
         // Title-Case (`X-Forwarded-For`); the backend's response names are recorded the same
         // way for the client.
         let (send, driver) = http1::Builder::new()
-            .preserve_header_case(true)
+            .preserve_header_case(preserve_case)
             .title_case_headers(true)
             .handshake(TokioIo::new(stream))
             .await
