@@ -108,7 +108,7 @@ async fn follow(
     poller: &mut Poller,
     seen: &mut Option<Role>,
 ) -> Result<std::convert::Infallible, EngineError> {
-    let docker = engine::connect(&config.docker_host).await?;
+    let docker = engine::connect(config).await?;
     let role = role(&docker.info().await?);
     poller.status.set_swarm_role(role);
     announce(config.swarm, role, seen);
@@ -168,8 +168,7 @@ struct Polled {
 
 async fn poll(docker: &Docker, config: &Config, reach: &Reach) -> Result<Polled, EngineError> {
     let services: Vec<Service> = docker.list_services(None).await?;
-    let mut tasks: Vec<SwarmTask> =
-        fetch::get_json(&config.docker_host, fetch::RUNNING_TASKS).await?;
+    let mut tasks: Vec<SwarmTask> = fetch::get_json(config, fetch::RUNNING_TASKS).await?;
     let by_service = group_tasks(&mut tasks);
     let pairs = services.iter().map(|s| {
         let id = s.id.as_deref().unwrap_or_default();
