@@ -98,3 +98,98 @@ pub(crate) async fn dial(authority: &str, tls: Option<&EngineTls>) -> io::Result
     })?;
     Ok(Box::new(stream))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use dockhand_testkit::certs::{CertDir, TestCa};
+    use rustls::pki_types::pem::PemObject;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// An "engine" on 127.0.0.1 with a certificate for `names` from `ca`, which requires a
+    /// client certificate from `ca` and answers every request with an empty JSON list.
+    async fn engine(ca: &TestCa, names: &[&str]) -> std::net::SocketAddr {
+        let issued = ca.issue(names);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from(ca.der())).unwrap();
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .build()
+        .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from(issued.der.clone())],
+                PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).unwrap(),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
+                let mut request = vec![0; 4096];
+                let _ = tls.read(&mut request).await;
+                let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]";
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        addr
+    }
+
+    fn cert_dir(ca_pem: &str, client: &dockhand_testkit::certs::Issued) -> CertDir {
+        let dir = CertDir::new();
+        dir.write("ca.pem", ca_pem);
+        dir.write("cert.pem", &client.cert_pem);
+        dir.write("key.pem", &client.key_pem);
+        dir
+    }
+
+    async fn get(addr: std::net::SocketAddr, dir: &CertDir) -> Result<Vec<()>, EngineError> {
+        let config = Config {
+            docker_host: format!("tcp://{addr}"),
+            docker_tls: Some(dir.path().to_owned()),
+            ..Config::default()
+        };
+        crate::swarm::fetch::get_json(&config, "/tasks").await
+    }
+
+    #[tokio::test]
+    async fn the_swarm_fetch_speaks_the_same_tls() {
+        let ca = TestCa::new();
+        let client = ca.issue(&["dockhand"]);
+        let good = cert_dir(&ca.pem(), &client);
+
+        let addr = engine(&ca, &["127.0.0.1"]).await;
+        assert_eq!(get(addr, &good).await.unwrap(), Vec::<()>::new());
+
+        // Another CA: refused, and the error says it was the engine's certificate.
+        let wrong = cert_dir(&TestCa::new().pem(), &client);
+        let error = get(addr, &wrong).await.unwrap_err().to_string();
+        assert!(error.contains("invalid peer certificate"), "{error}");
+
+        // A certificate that does not name the host in DOCKER_HOST: refused too.
+        let elsewhere = engine(&ca, &["engine.example"]).await;
+        let error = get(elsewhere, &good).await.unwrap_err().to_string();
+        assert!(error.contains("not valid for name"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let ca = TestCa::new();
+        let dir = cert_dir(&ca.pem(), &ca.issue(&["dockhand"]));
+        std::fs::remove_file(dir.path().join("cert.pem")).unwrap();
+        let error = EngineTls::load(dir.path()).err().unwrap().to_string();
+        assert!(error.contains("cert.pem"), "{error}");
+    }
+}
