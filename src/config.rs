@@ -137,10 +137,15 @@ pub struct Args {
     #[arg(long, env = "PREFER_IPV6_NETWORK", default_value = "false")]
     prefer_ipv6_network: String,
 
-    /// The Docker CLI's TLS switch for a `tcp://` engine. Not supported yet: set, it stops
-    /// dockhand at start with an error instead of speaking plain HTTP to a TLS port.
+    /// The Docker CLI's TLS switch for a `tcp://` engine: any value but empty speaks TLS to
+    /// it, verifying its certificate against `ca.pem` and presenting `cert.pem`/`key.pem`, from
+    /// DOCKER_CERT_PATH. Ignored with a `unix://` host, as by the Docker CLI. Default: empty.
     #[arg(long, env = "DOCKER_TLS_VERIFY", default_value = "")]
     docker_tls_verify: String,
+
+    /// Folder of `ca.pem`, `cert.pem` and `key.pem` for DOCKER_TLS_VERIFY. Default `~/.docker`.
+    #[arg(long, env = "DOCKER_CERT_PATH")]
+    docker_cert_path: Option<std::path::PathBuf>,
 
     /// Name or ID of dockhand's own container, whose networks count as reachable. Default: detect.
     #[arg(long, global = true, env = "DOCKHAND_CONTAINER")]

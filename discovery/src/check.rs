@@ -90,7 +90,7 @@ pub enum Verdict {
 /// this process's own container, else the host: every network), and checks every running
 /// container, sorted by name.
 pub async fn check(config: &Config) -> Result<Vec<ContainerCheck>, EngineError> {
-    let docker = engine::connect(&config.docker_host).await?;
+    let docker = engine::connect(config).await?;
     let whereabouts = engine::whereabouts(&docker, config.own_container.as_deref()).await?;
     let mut checks: Vec<ContainerCheck> = running_containers(&docker, &config.container_filters)
         .await?
@@ -103,7 +103,7 @@ pub async fn check(config: &Config) -> Result<Vec<ContainerCheck>, EngineError> 
     if config.swarm != SwarmMode::Off && swarm::role(&docker.info().await?) == Role::Manager {
         let services: Vec<Service> = docker.list_services(None).await?;
         let mut tasks: Vec<SwarmTask> =
-            swarm::fetch::get_json(&config.docker_host, swarm::fetch::RUNNING_TASKS).await?;
+            swarm::fetch::get_json(config, swarm::fetch::RUNNING_TASKS).await?;
         let by_service = swarm::group_tasks(&mut tasks);
         let mut services: Vec<(&Service, &[SwarmTask])> = (services.iter())
             .map(|s| {

@@ -8,6 +8,9 @@ use bollard::Docker;
 use tracing::{info, warn};
 
 use crate::contract::Reach;
+use crate::Config;
+
+pub(crate) mod tls;
 
 /// Request timeout towards the engine (the event stream itself has none once it is open).
 const REQUEST_TIMEOUT_SECS: u64 = 30;
@@ -29,6 +32,9 @@ pub enum EngineError {
     /// The engine is not a Swarm manager, so the Swarm provider has nothing to poll.
     #[error("the docker engine is not a swarm manager")]
     NotManager,
+    /// `DOCKER_TLS_VERIFY` is set and the files in `DOCKER_CERT_PATH` cannot be used.
+    #[error("docker engine TLS: {0}")]
+    Tls(String),
     /// The event stream ended (the engine stopped or the connection closed).
     #[error("docker event stream ended")]
     StreamEnded,
@@ -106,16 +112,71 @@ pub(crate) fn running_filters(
 }
 
 /// Connects and negotiates the API version, so engines older than bollard's default work.
-pub(crate) async fn connect(host: &str) -> Result<Docker, EngineError> {
+/// With `config.docker_tls`, a `tcp://` engine is reached over TLS ([`tls`]).
+pub(crate) async fn connect(config: &Config) -> Result<Docker, EngineError> {
+    let host = config.docker_host.as_str();
     validate_host(host)?;
     let docker = if host.starts_with("unix://") {
         Docker::connect_with_unix(host, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)?
+    } else if let Some(dir) = &config.docker_tls {
+        let tls = tls::EngineTls::load(dir)?;
+        let addr = authority(host)?.to_owned();
+        let client_addr = format!("https://{addr}");
+        // bollard's own `ssl` feature would also trust the system's roots and drop a client key
+        // it cannot read without a word; this transport trusts `ca.pem` alone and says why.
+        let transport = move |request| tls_request(addr.clone(), tls.clone(), request);
+        Docker::connect_with_custom_transport(
+            transport,
+            Some(client_addr),
+            REQUEST_TIMEOUT_SECS,
+            bollard::API_DEFAULT_VERSION,
+        )?
     } else {
         // bollard wants http:// for a plain TCP endpoint; tcp:// is the Docker CLI's spelling.
         let http = host.replacen("tcp://", "http://", 1);
         Docker::connect_with_http(&http, REQUEST_TIMEOUT_SECS, bollard::API_DEFAULT_VERSION)?
     };
     Ok(docker.negotiate_version().await?)
+}
+
+/// Checks that `dir` (`DOCKER_CERT_PATH`) holds a usable `ca.pem`, `cert.pem` and `key.pem`,
+/// so that a missing or broken file stops dockhand at start, named.
+pub fn validate_docker_tls(dir: &Path) -> Result<(), EngineError> {
+    tls::EngineTls::load(dir).map(drop)
+}
+
+/// `host:port` of a `tcp://` or `http://` `DOCKER_HOST`.
+pub(crate) fn authority(host: &str) -> Result<&str, EngineError> {
+    host.strip_prefix("tcp://")
+        .or_else(|| host.strip_prefix("http://"))
+        .map(|a| a.trim_end_matches('/'))
+        .ok_or_else(|| EngineError::UnsupportedHost(host.to_owned()))
+}
+
+/// One bollard request on a fresh TLS connection (bollard's own TLS client keeps none idle
+/// either); the connection lives as long as the response body, so the event stream works.
+async fn tls_request(
+    authority: String,
+    tls: tls::EngineTls,
+    request: bollard::BollardRequest,
+) -> Result<http::Response<hyper::body::Incoming>, DockerError> {
+    let stream = tls::dial(&authority, Some(&tls)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let (mut parts, body) = request.into_parts();
+    // Origin form on the wire, as bollard's own clients send it.
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", http::uri::PathAndQuery::as_str);
+    parts.uri = path.parse()?;
+    if let Ok(value) = http::HeaderValue::from_str(&authority) {
+        parts.headers.entry(http::header::HOST).or_insert(value);
+    }
+    Ok(sender
+        .send_request(http::Request::from_parts(parts, body))
+        .await?)
 }
 
 /// Where dockhand runs, as far as routing is concerned.

@@ -30,7 +30,7 @@ mod watch;
 
 use std::time::Duration;
 
-pub use engine::{parse_container_filters, validate_host, EngineError};
+pub use engine::{parse_container_filters, validate_docker_tls, validate_host, EngineError};
 pub use metrics::DiscoveryMetrics;
 pub use status::{NotReady, Skipped, Status};
 pub use watch::run;
@@ -45,6 +45,10 @@ pub const PROVIDER: ProviderId = ProviderId::new("containers");
 pub struct Config {
     /// Docker endpoint, `unix://…` or `tcp://…`. Default `unix:///var/run/docker.sock`.
     pub docker_host: String,
+    /// `DOCKER_TLS_VERIFY`: the folder (`DOCKER_CERT_PATH`) holding `ca.pem`, against which a
+    /// `tcp://` engine's certificate is verified, and `cert.pem`/`key.pem`, the client
+    /// certificate dockhand presents. Default `None`: plain TCP.
+    pub docker_tls: Option<std::path::PathBuf>,
     /// Name or ID of dockhand's own container, when auto-detection is not wanted. Default: detect.
     pub own_container: Option<String>,
     /// Full re-list as a safety net against missed events. Default 60 s.
@@ -96,6 +100,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             docker_host: "unix:///var/run/docker.sock".to_owned(),
+            docker_tls: None,
             own_container: None,
             resync_interval: Duration::from_secs(60),
             max_backoff: Duration::from_secs(10),

@@ -84,7 +84,7 @@ async fn watch(
     status: &Status,
     metrics: &DiscoveryMetrics,
 ) -> Result<std::convert::Infallible, EngineError> {
-    let docker = engine::connect(&config.docker_host).await?;
+    let docker = engine::connect(config).await?;
     // Subscribing from the engine's own clock before listing leaves no gap: the engine replays
     // whatever happened between this instant and the moment the stream is actually open.
     let since = docker

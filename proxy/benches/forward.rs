@@ -61,6 +61,7 @@ fn rewrite(c: &mut Criterion) {
         host: "app.example.com",
         server_port: 80,
         server_port_value: &port,
+        proxied_port: None,
         https: false,
         trust_downstream: false,
         original_uri: &original_uri,

@@ -45,6 +45,12 @@ pub struct Forwarding<'a> {
     pub server_port: u16,
     /// `server_port`, formatted.
     pub server_port_value: &'a HeaderValue,
+    /// With PROXY protocol (`ENABLE_PROXY_PROTOCOL`): the port the client connected to at the
+    /// balancer, formatted. Then, when `trust_downstream`, `X-Forwarded-For` is `peer_ip` (the
+    /// carried client) alone and `X-Forwarded-Port` this port, whatever the client sent, as
+    /// nginx-proxy sets them (`$proxy_protocol_addr`, `$proxy_protocol_server_port`). `None`
+    /// otherwise.
+    pub proxied_port: Option<&'a HeaderValue>,
     /// Whether the client connection is TLS.
     pub https: bool,
     /// `TRUST_DOWNSTREAM_PROXY`: keep the client's `X-Forwarded-*` values and append to its
@@ -128,7 +134,13 @@ fn strip_client_only(headers: &mut HeaderMap, found: &Found) {
 /// (`TRUST_DOWNSTREAM_PROXY`) and present, as `found` in the stripped headers.
 fn set_x_forwarded(headers: &mut HeaderMap, fwd: &Forwarding<'_>, found: &Found) {
     let trusted = |present: bool| fwd.trust_downstream && present;
-    set_forwarded_for(headers, fwd, trusted(found.forwarded_for));
+    // Behind a PROXY-protocol balancer, what it carries replaces the client's own values.
+    let proxied = fwd.proxied_port.filter(|_| fwd.trust_downstream);
+    set_forwarded_for(
+        headers,
+        fwd,
+        proxied.is_none() && trusted(found.forwarded_for),
+    );
     if !trusted(found.forwarded_host) {
         match HeaderValue::from_str(fwd.host) {
             Ok(v) => headers.insert(X_FORWARDED_HOST, v),
@@ -147,7 +159,9 @@ fn set_x_forwarded(headers: &mut HeaderMap, fwd: &Forwarding<'_>, found: &Found)
         X_FORWARDED_SSL,
         HeaderValue::from_static(if ssl { "on" } else { "off" }),
     );
-    if !trusted(found.forwarded_port) {
+    if let Some(port) = proxied {
+        headers.insert(X_FORWARDED_PORT, port.clone());
+    } else if !trusted(found.forwarded_port) {
         headers.insert(X_FORWARDED_PORT, fwd.server_port_value.clone());
     }
 }

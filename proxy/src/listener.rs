@@ -226,7 +226,10 @@ impl<H: Handshake> Serving<H> {
                     let mut stream = stream;
                     let mut conn = conn;
                     if let Some(timeout) = proxy_protocol {
-                        conn.peer = client_behind(&mut stream, peer, timeout).await?;
+                        if let Some(carried) = client_behind(&mut stream, peer, timeout).await? {
+                            conn.peer = carried.source;
+                            conn.proxied_port = Some(carried.destination.port());
+                        }
                     }
                     let (io, client_verify) = handshake.handshake(stream).await?;
                     conn.client_verify = client_verify;
@@ -263,16 +266,16 @@ impl<H: Handshake> Serving<H> {
     }
 }
 
-/// The client address a load balancer's PROXY header carries (`ENABLE_PROXY_PROTOCOL`), or
-/// `peer` when the header carries none; `None` (logged) when no valid header came within
-/// `timeout`, and the connection is to be closed.
+/// The addresses a load balancer's PROXY header carries (`ENABLE_PROXY_PROTOCOL`): `Some(None)`
+/// when it carries none (the connection keeps its TCP peer); `None` (logged) when no valid
+/// header came within `timeout`, and the connection is to be closed.
 async fn client_behind(
     stream: &mut TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-) -> Option<SocketAddr> {
+) -> Option<Option<proxy_protocol::Carried>> {
     match tokio::time::timeout(timeout, proxy_protocol::read_header(stream)).await {
-        Ok(Ok(client)) => Some(client.unwrap_or(peer)),
+        Ok(Ok(carried)) => Some(carried),
         Ok(Err(e)) => {
             tracing::debug!(%peer, error = %e, "closing a connection without a valid PROXY header");
             None
@@ -347,6 +350,7 @@ fn conn_info(stream: &TcpStream, peer: std::net::SocketAddr, tls: bool) -> io::R
         local: stream.local_addr()?,
         tls,
         client_verify: None,
+        proxied_port: None,
     })
 }
 

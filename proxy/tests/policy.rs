@@ -58,6 +58,7 @@ async fn serve_as_tls(listener: TcpListener, proxy: Proxy) {
             local,
             tls: true,
             client_verify: None,
+            proxied_port: None,
         });
         tokio::spawn(async move {
             let builder = auto::Builder::new(TokioExecutor::new());

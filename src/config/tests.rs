@@ -266,25 +266,56 @@ fn nginx_proxy_wire_settings_parse_and_bad_ones_are_named() {
 }
 
 #[test]
-fn docker_tls_verify_is_refused_with_a_way_round() {
-    assert!(
-        args(&["--docker-tls-verify", "1"]).validate().is_ok(),
-        "unix socket"
-    );
-    let errors = args(&[
+fn docker_tls_verify_reads_the_cert_path_at_start() {
+    let tcp = [
         "--docker-tls-verify",
         "1",
         "--docker-host",
         "tcp://engine:2376",
-    ])
-    .validate()
-    .expect_err("not supported");
-    assert_eq!(errors[0].name, "DOCKER_TLS_VERIFY");
-    assert!(
-        errors[0].to_string().contains("socket proxy"),
-        "{}",
-        errors[0]
+    ];
+    let config = args(&["--docker-tls-verify", "1"])
+        .validate()
+        .expect("unix");
+    assert_eq!(
+        config.discovery.docker_tls, None,
+        "ignored on a unix socket"
     );
+    let config = args(&["--docker-host", "tcp://engine:2375"]).validate();
+    assert_eq!(config.expect("plain").discovery.docker_tls, None);
+
+    // Missing files: refused at start, naming the file.
+    let empty = tempfile::tempdir().expect("temp dir");
+    let path = empty.path().to_str().expect("utf-8");
+    let errors = args(&[&tcp[..], &["--docker-cert-path", path]].concat())
+        .validate()
+        .expect_err("no ca.pem");
+    assert_eq!(errors[0].name, "DOCKER_CERT_PATH");
+    assert!(errors[0].to_string().contains("ca.pem"), "{}", errors[0]);
+
+    // Docker's layout: ca.pem, cert.pem, key.pem.
+    let ca = dockhand_testkit::certs::TestCa::new();
+    let client = ca.issue(&["dockhand"]);
+    let dir = dockhand_testkit::certs::CertDir::new();
+    dir.write("ca.pem", &ca.pem());
+    dir.write("cert.pem", &client.cert_pem);
+    dir.write("key.pem", &client.key_pem);
+    let path = dir.path().to_str().expect("utf-8");
+    let config = args(&[&tcp[..], &["--docker-cert-path", path]].concat())
+        .validate()
+        .expect("usable certificates");
+    assert_eq!(config.discovery.docker_tls.as_deref(), Some(dir.path()));
+
+    // A key that is not PEM is named too.
+    dir.write("key.pem", "not a key");
+    let errors = args(&[&tcp[..], &["--docker-cert-path", path]].concat())
+        .validate()
+        .expect_err("broken key");
+    assert!(errors[0].to_string().contains("key.pem"), "{}", errors[0]);
+
+    let errors = args(&["--docker-tls-verify", "1", "--docker-host", "http://e:2375"])
+        .validate()
+        .expect_err("http:// is plain");
+    assert_eq!(errors[0].name, "DOCKER_TLS_VERIFY");
 }
 
 #[test]

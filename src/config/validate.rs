@@ -71,6 +71,34 @@ impl Checker {
 }
 
 impl Args {
+    /// `DOCKER_TLS_VERIFY`: the Docker CLI speaks TLS for any value but empty, to a `tcp://`
+    /// host only, with the files of `DOCKER_CERT_PATH` (default `~/.docker`). They are read
+    /// now, so that a missing or broken one stops dockhand at start, named.
+    fn docker_tls(&self, c: &mut Checker) -> Option<std::path::PathBuf> {
+        if self.docker_tls_verify.is_empty() || self.docker_host.starts_with("unix://") {
+            return None;
+        }
+        if self.docker_host.starts_with("http://") {
+            c.check("DOCKER_TLS_VERIFY", &self.docker_tls_verify, |_| {
+                Err::<(), _>("TLS needs a tcp:// DOCKER_HOST; http:// says plain HTTP")
+            });
+            return None;
+        }
+        let dir = self.docker_cert_path.clone().or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".docker"))
+        });
+        let Some(dir) = dir else {
+            c.check("DOCKER_CERT_PATH", "", |_| {
+                Err::<(), _>("not set, and no HOME for its default ~/.docker")
+            });
+            return None;
+        };
+        c.check("DOCKER_CERT_PATH", &dir.display().to_string(), |_| {
+            dockhand_discovery::validate_docker_tls(&dir)
+        })?;
+        Some(dir)
+    }
+
     /// Checks every setting; on failure returns all the bad ones.
     pub fn validate(&self) -> Result<Config, Vec<SettingError>> {
         let mut c = Checker::default();
@@ -89,14 +117,7 @@ impl Args {
         c.check("DOCKHAND_LOG", &self.log, |s| {
             tracing_subscriber::EnvFilter::try_new(s)
         });
-        if !self.docker_host.starts_with("unix://") {
-            // Over a unix socket the Docker CLI ignores it too.
-            c.check(
-                "DOCKER_TLS_VERIFY",
-                &self.docker_tls_verify,
-                parse_docker_tls_verify,
-            );
-        }
+        let docker_tls = self.docker_tls(&mut c);
         let container_filters = c
             .check(
                 "DOCKER_CONTAINER_FILTERS",
@@ -148,6 +169,7 @@ impl Args {
             tls,
             discovery: dockhand_discovery::Config {
                 docker_host: self.docker_host.clone(),
+                docker_tls,
                 own_container: self.container.clone().filter(|c| !c.is_empty()),
                 resync_interval,
                 https,
@@ -322,19 +344,6 @@ impl Args {
             // Per vhost only (the `…ssl_verify_client` label), as in nginx-proxy.
             verify_client: defaults.verify_client,
         }
-    }
-}
-
-/// `DOCKER_TLS_VERIFY`: the Docker CLI turns TLS on for any value but empty; dockhand does
-/// not speak TLS to the engine yet, so that is an error naming the way round it.
-fn parse_docker_tls_verify(value: &str) -> Result<(), &'static str> {
-    if value.is_empty() {
-        Ok(())
-    } else {
-        Err(
-            "TLS to the Docker engine (DOCKER_TLS_VERIFY, DOCKER_CERT_PATH) is not supported \
-             yet: reach the engine through its unix socket or a socket proxy (tcp://) instead",
-        )
     }
 }
 

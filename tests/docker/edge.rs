@@ -73,24 +73,31 @@ fn proxy_protocol_carries_the_client_address_on_http_and_https() {
         proxy.log()
     );
 
-    // v1 over HTTP: the backend sees the carried address, not the TCP peer (127.0.0.1).
-    let echo = get(proxy.http, &host, proxy_v1("203.0.113.7:40000", proxy.http))
-        .header("X-Forwarded-For", "10.9.9.9")
-        .send()
-        .expect("answer")
-        .echo()
-        .expect("echo");
+    // v1 over HTTP: the backend sees the carried address, not the TCP peer (127.0.0.1). As
+    // nginx-proxy sets them (trusting downstream, the default), X-Forwarded-For is the carried
+    // address alone (`$proxy_protocol_addr`) and X-Forwarded-Port the port the client reached
+    // at the balancer (`$proxy_protocol_server_port`), whatever the client sent.
+    let balancer = |port: u16| SocketAddr::from(([198, 51, 100, 1], port));
+    let echo = get(
+        proxy.http,
+        &host,
+        proxy_v1("203.0.113.7:40000", balancer(80)),
+    )
+    .header("X-Forwarded-For", "10.9.9.9")
+    .header("X-Forwarded-Port", "1234")
+    .send()
+    .expect("answer")
+    .echo()
+    .expect("echo");
     assert_eq!(echo.header("x-real-ip"), Some("203.0.113.7"));
-    assert_eq!(
-        echo.header("x-forwarded-for"),
-        Some("10.9.9.9, 203.0.113.7")
-    );
+    assert_eq!(echo.header("x-forwarded-for"), Some("203.0.113.7"));
+    assert_eq!(echo.header("x-forwarded-port"), Some("80"));
 
     // v2 before a TLS handshake.
     let response = get(
         proxy.https,
         &host,
-        proxy_v2("198.51.100.20:5000", proxy.https),
+        proxy_v2("198.51.100.20:5000", balancer(443)),
     )
     .https()
     .send()
@@ -98,6 +105,8 @@ fn proxy_protocol_carries_the_client_address_on_http_and_https() {
     assert_eq!(response.status, 200);
     let echo = response.echo().expect("echo");
     assert_eq!(echo.header("x-real-ip"), Some("198.51.100.20"));
+    assert_eq!(echo.header("x-forwarded-for"), Some("198.51.100.20"));
+    assert_eq!(echo.header("x-forwarded-port"), Some("443"));
     assert_eq!(echo.header("x-forwarded-proto"), Some("https"));
 
     // NETWORK_ACCESS judges the carried address: a public client is refused even though every

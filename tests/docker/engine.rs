@@ -1,5 +1,5 @@
-//! The Docker engine as dockhand sees it: reached over `tcp://` through a socket proxy, and lost
-//! and found again while dockhand keeps serving.
+//! The Docker engine as dockhand sees it: reached over `tcp://` through a socket proxy, over
+//! TLS (`DOCKER_TLS_VERIFY`), and lost and found again while dockhand keeps serving.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use dockhand_testkit::assert_eventually;
+use dockhand_testkit::certs::{CertDir, TestCa};
 
 use crate::support::*;
 
@@ -83,6 +84,150 @@ fn an_engine_unreachable_at_start_is_reported_and_retried() {
         proxy.admin_get("/readyz").map(|r| r.status.as_u16()),
         Some(200)
     );
+}
+
+#[test]
+fn docker_tls_verify_reaches_a_tls_engine_and_refuses_a_wrong_ca() {
+    require_docker!();
+    let host = unique("tls-engine");
+    let ca = TestCa::new();
+    let relay = TlsRelay::start(&ca);
+    let client = ca.issue(&["dockhand"]);
+    let certs = CertDir::new();
+    certs.write("ca.pem", &ca.pem());
+    certs.write("cert.pem", &client.cert_pem);
+    certs.write("key.pem", &client.key_pem);
+    let proxy = dockhand()
+        .env("DOCKER_HOST", &format!("tcp://{}", relay.addr))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &certs.path().display().to_string())
+        // Swarm's plain `GET /tasks` goes through the same TLS when the engine is a manager.
+        .start();
+    let _web = backend().vhost(&host).start();
+    proxy.wait_status(&host, "/", 200);
+    assert!(
+        relay.handshakes() > 0,
+        "dockhand did not go through the relay"
+    );
+    // `dockhand check` reads containers through the same TLS.
+    let check = check_over(relay.addr, &certs);
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert_ne!(check.status.code(), Some(2), "{check:?}");
+    assert!(out.contains(&host), "{host} not checked: {out}");
+
+    // The engine's certificate from another CA: not ready, and the log says why.
+    let stranger = TestCa::new();
+    let wrong = CertDir::new();
+    wrong.write("ca.pem", &stranger.pem());
+    wrong.write("cert.pem", &client.cert_pem);
+    wrong.write("key.pem", &client.key_pem);
+    let refused = dockhand()
+        .env("DOCKER_HOST", &format!("tcp://{}", relay.addr))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", &wrong.path().display().to_string())
+        .launch();
+    assert_eventually!(
+        refused.log().contains("TLS handshake with the engine")
+            // BadSignature: both test CAs bear the same name.
+            && refused.log().contains("invalid peer certificate"),
+        PROPAGATION * 5,
+        "no clear error: {}",
+        refused.log()
+    );
+    let readiness = refused.admin_get("/readyz").expect("admin answers");
+    assert_eq!(readiness.status, 503, "ready without an engine");
+    assert_eq!(refused.status(&host, "/"), 503, "routes without an engine");
+    let check = check_over(relay.addr, &wrong);
+    assert_eq!(check.status.code(), Some(2), "{check:?}");
+    let stderr = String::from_utf8_lossy(&check.stderr);
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+}
+
+/// `dockhand check --json` against the engine at `addr` over TLS with the files in `certs`.
+fn check_over(addr: SocketAddr, certs: &CertDir) -> std::process::Output {
+    std::process::Command::new(DOCKHAND)
+        .env_clear()
+        .env("DOCKER_HOST", format!("tcp://{addr}"))
+        .env("DOCKER_TLS_VERIFY", "1")
+        .env("DOCKER_CERT_PATH", certs.path())
+        .args(["check", "--json"])
+        .output()
+        .expect("the dockhand binary runs")
+}
+
+/// A TLS → Docker socket relay standing in for an engine on `tcp://…:2376`: its certificate is
+/// for 127.0.0.1 from `ca`, and it requires a client certificate from `ca`, as `dockerd
+/// --tlsverify` does. Its runtime, and every connection, ends on drop.
+struct TlsRelay {
+    addr: SocketAddr,
+    handshakes: Arc<std::sync::atomic::AtomicUsize>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl TlsRelay {
+    fn start(ca: &TestCa) -> TlsRelay {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let issued = ca.issue(&["127.0.0.1"]);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from(ca.der()))
+            .expect("the test CA");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .build()
+        .expect("client verifier");
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![CertificateDer::from(issued.der.clone())],
+                PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).expect("key"),
+            )
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("relay runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind the relay");
+        let addr = listener.local_addr().expect("relay address");
+        let handshakes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = handshakes.clone();
+        runtime.spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, counted) = (acceptor.clone(), counted.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return; // a refused client: the handshake failed on its side too
+                    };
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let Ok(mut engine) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut engine).await;
+                });
+            }
+        });
+        TlsRelay {
+            addr,
+            handshakes,
+            _runtime: runtime,
+        }
+    }
+
+    fn handshakes(&self) -> usize {
+        self.handshakes.load(Ordering::SeqCst)
+    }
 }
 
 /// A TCP → Docker socket relay that can be cut and restored: a stand-in for a socket proxy, and

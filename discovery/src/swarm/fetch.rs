@@ -9,9 +9,10 @@ use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpStream, UnixStream};
+use tokio::net::UnixStream;
 
-use crate::engine::EngineError;
+use crate::engine::{self, EngineError};
+use crate::Config;
 
 /// The longest a request may take, as bollard's requests (engine.rs).
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -21,31 +22,36 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 pub(crate) const RUNNING_TASKS: &str =
     "/tasks?filters=%7B%22desired-state%22%3A%5B%22running%22%5D%7D";
 
-/// `GET path` on the engine at `docker_host` (`unix://…`, `tcp://…` or `http://…`), its JSON
+/// `GET path` on the engine at `config.docker_host` (`unix://…`, `tcp://…` or `http://…`, over
+/// TLS with `config.docker_tls` as bollard's requests), its JSON
 /// body parsed as `T`. A status other than 200 is an error carrying the engine's message.
 pub(crate) async fn get_json<T: DeserializeOwned>(
-    docker_host: &str,
+    config: &Config,
     path: &str,
 ) -> Result<T, EngineError> {
-    let body = tokio::time::timeout(TIMEOUT, get(docker_host, path))
+    let body = tokio::time::timeout(TIMEOUT, get(config, path))
         .await
         .map_err(|_| EngineError::Request(format!("GET {path}: timed out")))??;
     serde_json::from_slice(&body)
         .map_err(|e| EngineError::Request(format!("GET {path}: unexpected answer: {e}")))
 }
 
-async fn get(docker_host: &str, path: &str) -> Result<Bytes, EngineError> {
+async fn get(config: &Config, path: &str) -> Result<Bytes, EngineError> {
     let fail = |e: &dyn std::fmt::Display| EngineError::Request(format!("GET {path}: {e}"));
+    let docker_host = config.docker_host.as_str();
     if let Some(socket) = docker_host.strip_prefix("unix://") {
         let stream = UnixStream::connect(socket).await.map_err(|e| fail(&e))?;
         request(stream, path).await.map_err(|e| fail(&e))
     } else {
-        let authority = docker_host
-            .strip_prefix("tcp://")
-            .or_else(|| docker_host.strip_prefix("http://"))
-            .ok_or_else(|| EngineError::UnsupportedHost(docker_host.to_owned()))?;
-        let authority = authority.trim_end_matches('/');
-        let stream = TcpStream::connect(authority).await.map_err(|e| fail(&e))?;
+        let tls = config
+            .docker_tls
+            .as_deref()
+            .map(engine::tls::EngineTls::load)
+            .transpose()?;
+        let authority = engine::authority(docker_host)?;
+        let stream = engine::tls::dial(authority, tls.as_ref())
+            .await
+            .map_err(|e| fail(&e))?;
         request(stream, path).await.map_err(|e| fail(&e))
     }
 }

@@ -115,7 +115,7 @@ async fn follow(
     poller: &mut Poller,
     seen: &mut Option<Role>,
 ) -> Result<std::convert::Infallible, EngineError> {
-    let docker = engine::connect(&config.docker_host).await?;
+    let docker = engine::connect(config).await?;
     let role = role(&docker.info().await?);
     poller.status.set_swarm_role(role);
     announce(config.swarm, role, seen);
@@ -214,8 +214,7 @@ async fn poll(
     dead: &mut BTreeSet<String>,
 ) -> Result<Polled, EngineError> {
     let services: Vec<Service> = docker.list_services(None).await?;
-    let mut tasks: Vec<SwarmTask> =
-        fetch::get_json(&config.docker_host, fetch::RUNNING_TASKS).await?;
+    let mut tasks: Vec<SwarmTask> = fetch::get_json(config, fetch::RUNNING_TASKS).await?;
     if !dead.is_empty() {
         let listed: BTreeSet<&str> = tasks.iter().filter_map(|t| t.id.as_deref()).collect();
         dead.retain(|task| listed.contains(task.as_str()));

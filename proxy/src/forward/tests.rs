@@ -20,6 +20,7 @@ fn fwd(c: &Ctx) -> Forwarding<'_> {
         host: "web.tld",
         server_port: 80,
         server_port_value: &c.port,
+        proxied_port: None,
         https: false,
         trust_downstream: true,
         original_uri: &c.uri,
@@ -105,6 +106,37 @@ fn trusted_client_values_are_kept_and_xff_appended() {
     assert_eq!(get(&h, "x-forwarded-host"), ["public.tld"]);
     assert_eq!(get(&h, "x-forwarded-port"), ["8443"]);
     assert_eq!(get(&h, "x-real-ip"), ["10.1.2.3"]);
+}
+
+#[test]
+fn proxy_protocol_values_replace_the_clients_when_trusted() {
+    // nginx-proxy with ENABLE_PROXY_PROTOCOL: X-Forwarded-For is `$proxy_protocol_addr` alone,
+    // X-Forwarded-Port `$proxy_protocol_server_port`; the other headers follow the usual rules.
+    let c = ctx();
+    let balancer_port = HeaderValue::from_static("8443");
+    let mut f = fwd(&c);
+    f.proxied_port = Some(&balancer_port);
+    let client = [
+        ("x-forwarded-for", "1.1.1.1"),
+        ("x-forwarded-port", "1"),
+        ("x-forwarded-host", "public.tld"),
+    ];
+    let mut h = headers(&client);
+    rewrite_request(&mut h, &f);
+    assert_eq!(get(&h, "x-forwarded-for"), ["10.1.2.3"]);
+    assert_eq!(get(&h, "x-forwarded-port"), ["8443"]);
+    assert_eq!(get(&h, "x-forwarded-host"), ["public.tld"]);
+    assert_eq!(get(&h, "x-real-ip"), ["10.1.2.3"]);
+    let mut h = headers(&[]);
+    rewrite_request(&mut h, &f);
+    assert_eq!(get(&h, "x-forwarded-port"), ["8443"]);
+
+    // Untrusted: the usual untrusted values (the listener's port), as nginx-proxy.
+    f.trust_downstream = false;
+    let mut h = headers(&client);
+    rewrite_request(&mut h, &f);
+    assert_eq!(get(&h, "x-forwarded-for"), ["10.1.2.3"]);
+    assert_eq!(get(&h, "x-forwarded-port"), ["80"]);
 }
 
 #[test]

@@ -16,11 +16,19 @@ use tokio::net::TcpStream;
 /// (AWS and GCP send a few dozen bytes of them), and 4 KiB is far more than any balancer sends.
 const MAX_HEADER: usize = 4096;
 
-/// Reads the PROXY header at the start of `tcp`. `Some(source)` is the client address it
-/// carries; `None` for a header without one (v1 `UNKNOWN`, v2 `LOCAL`, a UNIX or unspecified
+/// The addresses a PROXY header carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Carried {
+    /// The client's (nginx's `$proxy_protocol_addr`, `$proxy_protocol_port`).
+    pub(crate) source: SocketAddr,
+    /// The one the client connected to, at the balancer (`$proxy_protocol_server_port`).
+    pub(crate) destination: SocketAddr,
+}
+
+/// Reads the PROXY header at the start of `tcp`. `Some` holds the addresses it carries; `None` for a header without one (v1 `UNKNOWN`, v2 `LOCAL`, a UNIX or unspecified
 /// family: a balancer's own health check), whose connection keeps its TCP peer. An invalid or
 /// missing header, or the end of the stream first, is an error.
-pub(crate) async fn read_header(tcp: &mut TcpStream) -> io::Result<Option<SocketAddr>> {
+pub(crate) async fn read_header(tcp: &mut TcpStream) -> io::Result<Option<Carried>> {
     let mut consumed = Vec::new();
     let mut peeked = vec![0; MAX_HEADER];
     loop {
@@ -57,13 +65,25 @@ pub(crate) async fn read_header(tcp: &mut TcpStream) -> io::Result<Option<Socket
     }
 }
 
-/// The total length of a complete header and the client address it carries.
-fn header(parsed: HeaderResult<'_>) -> io::Result<(usize, Option<SocketAddr>)> {
+/// The total length of a complete header and the addresses it carries.
+fn header(parsed: HeaderResult<'_>) -> io::Result<(usize, Option<Carried>)> {
+    let carried = |source: SocketAddr, destination: SocketAddr| {
+        Some(Carried {
+            source,
+            destination,
+        })
+    };
     match parsed {
         HeaderResult::V1(Ok(h)) => {
             let source = match h.addresses {
-                v1::Addresses::Tcp4(a) => Some((a.source_address, a.source_port).into()),
-                v1::Addresses::Tcp6(a) => Some((a.source_address, a.source_port).into()),
+                v1::Addresses::Tcp4(a) => carried(
+                    (a.source_address, a.source_port).into(),
+                    (a.destination_address, a.destination_port).into(),
+                ),
+                v1::Addresses::Tcp6(a) => carried(
+                    (a.source_address, a.source_port).into(),
+                    (a.destination_address, a.destination_port).into(),
+                ),
                 v1::Addresses::Unknown => None,
             };
             Ok((h.header.len(), source))
@@ -71,8 +91,14 @@ fn header(parsed: HeaderResult<'_>) -> io::Result<(usize, Option<SocketAddr>)> {
         HeaderResult::V2(Ok(h)) => {
             let source = match (h.command, h.addresses) {
                 (v2::Command::Local, _) => None,
-                (_, v2::Addresses::IPv4(a)) => Some((a.source_address, a.source_port).into()),
-                (_, v2::Addresses::IPv6(a)) => Some((a.source_address, a.source_port).into()),
+                (_, v2::Addresses::IPv4(a)) => carried(
+                    (a.source_address, a.source_port).into(),
+                    (a.destination_address, a.destination_port).into(),
+                ),
+                (_, v2::Addresses::IPv6(a)) => carried(
+                    (a.source_address, a.source_port).into(),
+                    (a.destination_address, a.destination_port).into(),
+                ),
                 (_, v2::Addresses::Unix(_) | v2::Addresses::Unspecified) => None,
             };
             Ok((h.len(), source))
@@ -94,7 +120,7 @@ mod tests {
 
     /// Sends `chunks` (each flushed on its own) and returns what `read_header` made of them,
     /// and the bytes left on the stream after it.
-    async fn exchange(chunks: &[&[u8]]) -> (io::Result<Option<SocketAddr>>, Vec<u8>) {
+    async fn exchange(chunks: &[&[u8]]) -> (io::Result<Option<Carried>>, Vec<u8>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let chunks: Vec<Vec<u8>> = chunks.iter().map(|c| c.to_vec()).collect();
@@ -119,7 +145,9 @@ mod tests {
         let (source, rest) =
             exchange(&[b"PROXY TCP4 203.0.113.7 10.0.0.1 51234 80\r\nGET / HTTP/1.1\r\n\r\n"])
                 .await;
-        assert_eq!(source.unwrap(), Some("203.0.113.7:51234".parse().unwrap()));
+        let carried = source.unwrap().unwrap();
+        assert_eq!(carried.source, "203.0.113.7:51234".parse().unwrap());
+        assert_eq!(carried.destination, "10.0.0.1:80".parse().unwrap());
         assert_eq!(rest, b"GET / HTTP/1.1\r\n\r\n");
     }
 
@@ -131,7 +159,9 @@ mod tests {
             b"\nhello",
         ])
         .await;
-        assert_eq!(source.unwrap(), Some("[2001:db8::1]:443".parse().unwrap()));
+        let carried = source.unwrap().unwrap();
+        assert_eq!(carried.source, "[2001:db8::1]:443".parse().unwrap());
+        assert_eq!(carried.destination, "[2001:db8::2]:80".parse().unwrap());
         assert_eq!(rest, b"hello");
     }
 
@@ -150,7 +180,9 @@ mod tests {
         .build()
         .unwrap();
         let (source, rest) = exchange(&[&header, b"\x16\x03\x01"]).await;
-        assert_eq!(source.unwrap(), Some("198.51.100.9:4000".parse().unwrap()));
+        let carried = source.unwrap().unwrap();
+        assert_eq!(carried.source, "198.51.100.9:4000".parse().unwrap());
+        assert_eq!(carried.destination, "10.0.0.1:443".parse().unwrap());
         assert_eq!(rest, b"\x16\x03\x01");
 
         let local = v2::Builder::new(

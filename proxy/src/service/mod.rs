@@ -48,6 +48,11 @@ pub struct ConnInfo {
     /// The client certificate's verification, on TLS connections to a vhost with a client CA
     /// (mTLS); `None` otherwise.
     pub client_verify: Option<ClientVerify>,
+    /// The port the client connected to at the load balancer, from the PROXY header
+    /// (`ENABLE_PROXY_PROTOCOL`, nginx's `$proxy_protocol_server_port`): then `peer` is the
+    /// client the header carries. `None` without PROXY protocol, or for a header that carries
+    /// no addresses (a balancer's health check).
+    pub proxied_port: Option<u16>,
 }
 
 /// What the requests of a TLS connection know about its client certificate.
@@ -195,6 +200,7 @@ impl Proxy {
                 // An IP address and a port number are always valid header values.
                 peer_ip: HeaderValue::from_str(&peer_ip).unwrap_or(HeaderValue::from_static("-")),
                 port: HeaderValue::from(conn.local.port()),
+                proxied_port: conn.proxied_port.map(HeaderValue::from),
                 tunnels,
             }),
         }
@@ -261,6 +267,7 @@ pub(crate) struct Conn {
     pub(crate) state: Option<Arc<ConnState>>,
     pub(crate) peer_ip: HeaderValue,
     pub(crate) port: HeaderValue,
+    pub(crate) proxied_port: Option<HeaderValue>,
     pub(crate) tunnels: Tunnels,
 }
 

@@ -490,6 +490,7 @@ fn rewrite_head(
         host: req.host,
         server_port: req.port,
         server_port_value: external_value.as_ref().unwrap_or(&conn.port),
+        proxied_port: conn.proxied_port.as_ref(),
         https: conn.info.tls,
         trust_downstream: shared.config.trust_downstream_proxy,
         original_uri: &original,
