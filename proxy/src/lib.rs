@@ -108,7 +108,7 @@ pub use metrics::Metrics;
 pub use path::{PathMatcher, PathPattern, Selected};
 pub use policy::auth::BasicAuth;
 pub use publish::{ProviderHandle, Publisher};
-pub use service::{ClientVerify, ConnInfo, Proxy, ProxyService, VerifyResult};
+pub use service::{ClientVerify, ConnInfo, Proxy, ProxyService, VerifyFailure, VerifyResult};
 pub use spec::{BackendSpec, Balance, Keepalive, PathSpec, Proto, TableSpec, VhostSpec};
 pub use table::{BackendRegistry, BackendState, RouteTable, TableReader};
 pub use tls::{server_config, CertStore, ServerConfigs, TlsMetrics, TlsOptions};

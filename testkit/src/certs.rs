@@ -38,9 +38,12 @@ impl TestCa {
     pub fn new() -> TestCa {
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("empty SAN list");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "dockhand test CA");
+        // Each CA is named apart, as real ones are: a verifier looks an issuer up by name, and
+        // two CAs of one name would make a stranger's certificate a bad signature instead of
+        // an unknown issuer.
+        static CA: AtomicU64 = AtomicU64::new(1);
+        let name = format!("dockhand test CA {}", CA.fetch_add(1, Ordering::Relaxed));
+        params.distinguished_name.push(DnType::CommonName, name);
         let key = KeyPair::generate().expect("generating the CA key");
         let cert = params.self_signed(&key).expect("self-signing the CA");
         TestCa { cert, key }

@@ -60,8 +60,9 @@ pub struct ConnInfo {
 pub struct ClientVerify {
     /// The result, as nginx's `$ssl_client_verify`.
     pub result: VerifyResult,
-    /// Whether the vhost requires a verified certificate (`ssl_verify_client on`).
-    pub required: bool,
+    /// Whether requests are answered 400 rather than forwarded: `ssl_verify_client on` without
+    /// a certificate, or a certificate that does not verify (as nginx decides).
+    pub refused: bool,
 }
 
 /// nginx's `$ssl_client_verify`.
@@ -71,9 +72,29 @@ pub enum VerifyResult {
     Success,
     /// No certificate was sent: `NONE`.
     None,
-    /// A certificate accepted unverified (`optional_no_ca`): `FAILED:…`, as nginx reports a
-    /// certificate it has no CA for.
-    Unverified,
+    /// A certificate that did not verify: `FAILED:<reason>`.
+    Failed(VerifyFailure),
+}
+
+/// Why a client certificate did not verify, in OpenSSL's words (nginx reports those).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyFailure {
+    /// Not issued by the vhost's CA.
+    UnknownIssuer,
+    /// Past its validity.
+    Expired,
+    /// Before its validity.
+    NotYetValid,
+    /// Listed in the CA's revocation list.
+    Revoked,
+    /// The revocation list is past its next update.
+    CrlExpired,
+    /// A signature in the chain does not verify.
+    BadSignature,
+    /// Not meant for client authentication.
+    Purpose,
+    /// Any other reason.
+    Rejected,
 }
 
 impl VerifyResult {
@@ -82,7 +103,16 @@ impl VerifyResult {
         match self {
             VerifyResult::Success => "SUCCESS",
             VerifyResult::None => "NONE",
-            VerifyResult::Unverified => "FAILED:unable to get local issuer certificate",
+            VerifyResult::Failed(why) => match why {
+                VerifyFailure::UnknownIssuer => "FAILED:unable to get local issuer certificate",
+                VerifyFailure::Expired => "FAILED:certificate has expired",
+                VerifyFailure::NotYetValid => "FAILED:certificate is not yet valid",
+                VerifyFailure::Revoked => "FAILED:certificate revoked",
+                VerifyFailure::CrlExpired => "FAILED:CRL has expired",
+                VerifyFailure::BadSignature => "FAILED:certificate signature failure",
+                VerifyFailure::Purpose => "FAILED:unsupported certificate purpose",
+                VerifyFailure::Rejected => "FAILED:certificate rejected",
+            },
         }
     }
 }
@@ -342,13 +372,8 @@ impl ProxyService {
         };
         let metrics = plan.metrics.clone();
         let hsts = plan.stamp.clone();
-        if self
-            .conn
-            .info
-            .client_verify
-            .is_some_and(|v| v.required && v.result == VerifyResult::None)
-        {
-            // nginx's "400 No required SSL certificate was sent".
+        if self.conn.info.client_verify.is_some_and(|v| v.refused) {
+            // nginx's "400 No required SSL certificate was sent" or "The SSL certificate error".
             return (Answer::Error(ErrorKind::BadRequest), metrics, hsts);
         }
         let authorization = parts.headers.get(AUTHORIZATION);

@@ -99,7 +99,7 @@ impl TlsHandshake {
         }
         let (config, auth) = self.configs.for_hello(&start.client_hello());
         let stream = start.into_stream(config).await.map_err(Refusal::Failed)?;
-        let presented = stream.get_ref().1.peer_certificates().is_some();
-        Ok((stream, auth.outcome(presented)))
+        let verify = auth.outcome(stream.get_ref().1.peer_certificates());
+        Ok((stream, verify))
     }
 }

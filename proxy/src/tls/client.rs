@@ -3,20 +3,22 @@
 //! a certificate, under its `…ssl_verify_client` mode; the verification result goes to the
 //! requests of the connection ([`ClientVerify`]).
 //!
-//! As with nginx, a missing certificate does not fail the handshake: a request on a vhost that
-//! requires one is answered 400. A certificate that does not verify (unknown issuer, expired,
-//! revoked by the CRL) fails the handshake, where nginx would answer 400 after it.
+//! As with nginx, the certificate never fails the handshake: rustls only checks that the client
+//! holds the key of the certificate it sent, and the certificate is verified against the CA
+//! (and its revocation list) once the handshake is done. A request on a vhost that requires a
+//! certificate and has none, or one that does not verify, is answered 400 ("No required SSL
+//! certificate was sent", "The SSL certificate error"); `optional_no_ca` lets a certificate of
+//! an unknown issuer through as `FAILED:…`, as nginx does.
 
 use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use super::lookup::CertIndex;
-use crate::service::{ClientVerify, VerifyResult};
+use crate::service::{ClientVerify, VerifyFailure, VerifyResult};
 use crate::spec::VerifyClient;
 
 /// How one handshake asks for a client certificate.
@@ -24,23 +26,22 @@ use crate::spec::VerifyClient;
 pub(crate) enum ClientAuth {
     /// Not at all (no client CA for the vhost, or `off`).
     Off,
-    /// Verified against the client CA indexed as `name` by the index of `generation`.
+    /// Asked for, under `mode`, and verified against the client CA indexed as `name` by the
+    /// index of `generation`.
     Verify {
         name: String,
         generation: u64,
-        required: bool,
+        mode: VerifyClient,
         verifier: Arc<dyn ClientCertVerifier>,
     },
-    /// Any certificate, unverified (`optional_no_ca`).
-    AnyCert,
 }
 
-/// The part of [`ClientAuth`] that tells server configurations apart.
+/// The part of [`ClientAuth`] that tells server configurations apart (the mode does not: it
+/// only decides what the requests are told).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum ClientAuthKey {
     Off,
     Verify { name: String, generation: u64 },
-    AnyCert,
 }
 
 impl ClientAuth {
@@ -50,15 +51,14 @@ impl ClientAuth {
         let Some((name, verifier)) = index.client_ca(vhost) else {
             return ClientAuth::Off;
         };
-        match mode {
-            VerifyClient::Off => ClientAuth::Off,
-            VerifyClient::OptionalNoCa => ClientAuth::AnyCert,
-            VerifyClient::On | VerifyClient::Optional => ClientAuth::Verify {
-                name: name.to_owned(),
-                generation: index.generation(),
-                required: mode == VerifyClient::On,
-                verifier: verifier.clone(),
-            },
+        if mode == VerifyClient::Off {
+            return ClientAuth::Off;
+        }
+        ClientAuth::Verify {
+            name: name.to_owned(),
+            generation: index.generation(),
+            mode,
+            verifier: verifier.clone(),
         }
     }
 
@@ -71,44 +71,82 @@ impl ClientAuth {
                 name: name.clone(),
                 generation: *generation,
             },
-            ClientAuth::AnyCert => ClientAuthKey::AnyCert,
         }
     }
 
     /// The verifier to configure rustls with; `None` for no client authentication.
-    pub(crate) fn verifier(
-        &self,
-        provider: &Arc<CryptoProvider>,
-    ) -> Option<Arc<dyn ClientCertVerifier>> {
+    pub(crate) fn verifier(&self) -> Option<Arc<dyn ClientCertVerifier>> {
         match self {
             ClientAuth::Off => None,
-            ClientAuth::Verify { verifier, .. } => Some(verifier.clone()),
-            ClientAuth::AnyCert => Some(Arc::new(AnyClientCert(provider.clone()))),
+            ClientAuth::Verify { verifier, .. } => Some(Arc::new(Deferred(verifier.clone()))),
         }
     }
 
-    /// What the requests learn once the handshake is done: `presented` is whether the client
-    /// sent a certificate (rustls verified it, where a CA is configured).
-    pub(crate) fn outcome(&self, presented: bool) -> Option<ClientVerify> {
-        let (result, required) = match (self, presented) {
-            (ClientAuth::Off, _) => return None,
-            (_, false) => (
-                VerifyResult::None,
-                matches!(self, ClientAuth::Verify { required: true, .. }),
-            ),
-            (ClientAuth::Verify { required, .. }, true) => (VerifyResult::Success, *required),
-            (ClientAuth::AnyCert, true) => (VerifyResult::Unverified, false),
+    /// What the requests learn once the handshake is done, from the chain the client sent
+    /// (`None`: no certificate), verified now.
+    pub(crate) fn outcome(&self, chain: Option<&[CertificateDer<'_>]>) -> Option<ClientVerify> {
+        let ClientAuth::Verify { mode, verifier, .. } = self else {
+            return None;
         };
-        Some(ClientVerify { result, required })
+        let result = match chain {
+            None | Some([]) => VerifyResult::None,
+            Some([end_entity, intermediates @ ..]) => {
+                match verifier.verify_client_cert(end_entity, intermediates, UnixTime::now()) {
+                    Ok(_) => VerifyResult::Success,
+                    Err(e) => VerifyResult::Failed(failure(&e)),
+                }
+            }
+        };
+        Some(ClientVerify {
+            result,
+            refused: refused(*mode, result),
+        })
     }
 }
 
-/// `optional_no_ca`: any client certificate is accepted, though the client must still prove it
-/// holds its key (the handshake signature is verified).
-#[derive(Debug)]
-struct AnyClientCert(Arc<CryptoProvider>);
+/// Whether nginx answers a request 400 under `mode` after `result` (`ngx_http_process_request`):
+/// `on` wants a verified certificate; `optional` one that verifies, if any; `optional_no_ca`
+/// lets an unknown issuer through, never an expired or revoked certificate.
+fn refused(mode: VerifyClient, result: VerifyResult) -> bool {
+    match result {
+        VerifyResult::Success => false,
+        VerifyResult::None => mode == VerifyClient::On,
+        VerifyResult::Failed(VerifyFailure::UnknownIssuer) => mode != VerifyClient::OptionalNoCa,
+        VerifyResult::Failed(_) => true,
+    }
+}
 
-impl ClientCertVerifier for AnyClientCert {
+/// The OpenSSL verification error nginx would report for rustls' `error`.
+fn failure(error: &rustls::Error) -> VerifyFailure {
+    let rustls::Error::InvalidCertificate(error) = error else {
+        return VerifyFailure::Rejected;
+    };
+    match error {
+        CertificateError::UnknownIssuer => VerifyFailure::UnknownIssuer,
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            VerifyFailure::Expired
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            VerifyFailure::NotYetValid
+        }
+        CertificateError::Revoked => VerifyFailure::Revoked,
+        CertificateError::ExpiredRevocationList
+        | CertificateError::ExpiredRevocationListContext { .. } => VerifyFailure::CrlExpired,
+        CertificateError::BadSignature => VerifyFailure::BadSignature,
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            VerifyFailure::Purpose
+        }
+        _ => VerifyFailure::Rejected,
+    }
+}
+
+/// Asks for a certificate and accepts any the client proves it holds the key of (the handshake
+/// signature is verified by the CA's verifier); the certificate itself is verified after the
+/// handshake ([`ClientAuth::outcome`]), so that a bad one gets nginx's 400, not a TLS alert.
+#[derive(Debug)]
+struct Deferred(Arc<dyn ClientCertVerifier>);
+
+impl ClientCertVerifier for Deferred {
     fn offer_client_auth(&self) -> bool {
         true
     }
@@ -118,7 +156,7 @@ impl ClientCertVerifier for AnyClientCert {
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
+        self.0.root_hint_subjects()
     }
 
     fn verify_client_cert(
@@ -136,12 +174,7 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.0.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -150,15 +183,47 @@ impl ClientCertVerifier for AnyClientCert {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        self.0.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.0.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::VerifyFailure::{Expired, Rejected, Revoked, UnknownIssuer};
+    use VerifyClient::{On, Optional, OptionalNoCa};
+
+    #[test]
+    fn requests_are_refused_where_nginx_refuses_them() {
+        let cases = [
+            (On, VerifyResult::Success, false),
+            (On, VerifyResult::None, true),
+            (On, VerifyResult::Failed(UnknownIssuer), true),
+            (Optional, VerifyResult::None, false),
+            (Optional, VerifyResult::Failed(UnknownIssuer), true),
+            (Optional, VerifyResult::Failed(Expired), true),
+            (OptionalNoCa, VerifyResult::None, false),
+            (OptionalNoCa, VerifyResult::Failed(UnknownIssuer), false),
+            (OptionalNoCa, VerifyResult::Failed(Revoked), true),
+        ];
+        for (mode, result, want) in cases {
+            assert_eq!(refused(mode, result), want, "{mode:?} {result:?}");
+        }
+    }
+
+    #[test]
+    fn rustls_errors_read_as_openssl_reports_them() {
+        let invalid = rustls::Error::InvalidCertificate;
+        assert_eq!(failure(&invalid(CertificateError::Revoked)), Revoked);
+        assert_eq!(failure(&invalid(CertificateError::Expired)), Expired);
+        assert_eq!(failure(&rustls::Error::General("x".into())), Rejected);
+        assert_eq!(
+            VerifyResult::Failed(Revoked).as_str(),
+            "FAILED:certificate revoked"
+        );
     }
 }

@@ -159,7 +159,7 @@ fn build(
         .with_protocol_versions(&versions)
         // Every profile has a version and a suite for it, all implemented by ring.
         .expect("the ring provider supports every profile");
-    let builder = match auth.verifier(&provider) {
+    let builder = match auth.verifier() {
         Some(verifier) => builder.with_client_cert_verifier(verifier),
         None => builder.with_no_client_auth(),
     };
