@@ -367,8 +367,10 @@ fn prefer_ipv6_network_routes_to_the_containers_ipv6_address() {
     let backends = proxy.backends(&host);
     let addr = backends[0]["addr"].as_str().unwrap_or_default().to_owned();
     assert!(addr.starts_with("[fd42:d0c:"), "{backends:?}");
+    // Reached over IPv6. The source address is the host's choice: the bridge's own address
+    // once its duplicate-address detection is done, another of the host's before that.
     let echo = proxy.get(&host, "/").echo().expect("echo");
-    assert!(echo.remote.starts_with("[fd42:d0c:"), "{}", echo.remote);
+    assert!(echo.remote.starts_with('['), "{}", echo.remote);
 
     // Without the setting, the same container is reached on IPv4.
     let plain = dockhand().start();
