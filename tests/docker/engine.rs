@@ -128,7 +128,7 @@ fn docker_tls_verify_reaches_a_tls_engine_and_refuses_a_wrong_ca() {
         .launch();
     assert_eventually!(
         refused.log().contains("TLS handshake with the engine")
-            // BadSignature: both test CAs bear the same name.
+            // UnknownIssuer: the engine's certificate is not from the CA in ca.pem.
             && refused.log().contains("invalid peer certificate"),
         PROPAGATION * 5,
         "no clear error: {}",

@@ -48,8 +48,13 @@ fn scrape_has_connections_bytes_backend_up_publish_time_and_process_and_passes_p
     );
 
     let up = |name: &str| format!("dockhand_backend_up{{backend=\"{name}\",vhost=\"{host}\"}}");
+    // Ejection is passive: requests keep going until one has been sent to `broken` (the first
+    // ones may all have gone out before discovery added it).
     assert_eventually!(
-        sample(&proxy.metrics(), &up(broken.name())) == Some(0.0),
+        {
+            proxy.status(&host, "/");
+            sample(&proxy.metrics(), &up(broken.name())) == Some(0.0)
+        },
         Duration::from_secs(10),
         "the broken backend never showed down (requests: {})\n{}",
         proxy.status(&host, "/"),
