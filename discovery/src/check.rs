@@ -1,8 +1,9 @@
 //! `dockhand check`: what discovery would make of every running container (and, on a Swarm
-//! manager, every service and its running tasks), without serving.
+//! manager, every service and its running tasks), without serving; paused and restarting
+//! containers are listed too, as not running.
 //!
 //! The same reading as the containers provider: the same listing and inspection
-//! (`watch::running_containers`), the same idea of where dockhand runs (`engine::whereabouts`),
+//! (`watch::containers_in`), the same idea of where dockhand runs (`engine::whereabouts`),
 //! and the same contract functions ([`contract::parse_container`],
 //! [`contract::container_address`], [`contract::health`], …), so what `check` says is what a
 //! running dockhand does. Probing the ports is the caller's (this crate opens no sockets to
@@ -18,7 +19,7 @@ use crate::contract::{self, Reach};
 use crate::engine::{self, EngineError};
 use crate::state::display_name;
 use crate::swarm::{self, Role, SwarmTask};
-use crate::watch::running_containers;
+use crate::watch::containers_in;
 use crate::{Config, SwarmMode};
 
 /// What discovery makes of one running container, Swarm service or Swarm task.
@@ -87,17 +88,21 @@ pub enum Verdict {
 }
 
 /// Connects to `config.docker_host`, finds where dockhand runs (`config.own_container`, else
-/// this process's own container, else the host: every network), and checks every running
-/// container, sorted by name.
+/// this process's own container, else the host: every network), and checks every running,
+/// paused or restarting container, sorted by name.
 pub async fn check(config: &Config) -> Result<Vec<ContainerCheck>, EngineError> {
     let docker = engine::connect(config).await?;
     let whereabouts = engine::whereabouts(&docker, config.own_container.as_deref()).await?;
-    let mut checks: Vec<ContainerCheck> = running_containers(&docker, &config.container_filters)
-        .await?
-        .iter()
-        .filter(|c| c.id.is_some() && c.id != whereabouts.own_id)
-        .map(|c| check_container(c, &whereabouts.reach))
-        .collect();
+    // Paused and restarting ones too: a container that asks for routes and gets none is what
+    // the user runs `check` to find.
+    let statuses = ["running", "paused", "restarting"];
+    let mut checks: Vec<ContainerCheck> =
+        containers_in(&docker, &statuses, &config.container_filters)
+            .await?
+            .iter()
+            .filter(|c| c.id.is_some() && c.id != whereabouts.own_id)
+            .map(|c| check_container(c, &whereabouts.reach))
+            .collect();
     checks.sort_by(|a, b| (&a.name, &a.id).cmp(&(&b.name, &b.id)));
     // The Swarm provider's services, when it would run: on a manager, unless turned off.
     if config.swarm != SwarmMode::Off && swarm::role(&docker.info().await?) == Role::Manager {

@@ -103,8 +103,16 @@ pub fn parse_container_filters(raw: &str) -> Result<Vec<(String, String)>, Strin
 pub(crate) fn running_filters(
     extra: &[(String, String)],
 ) -> std::collections::HashMap<String, Vec<String>> {
-    let mut filters =
-        std::collections::HashMap::from([("status".to_owned(), vec!["running".to_owned()])]);
+    status_filters(&["running"], extra)
+}
+
+/// The list filters for containers in any of `statuses` that match `extra`.
+pub(crate) fn status_filters(
+    statuses: &[&str],
+    extra: &[(String, String)],
+) -> std::collections::HashMap<String, Vec<String>> {
+    let statuses: Vec<String> = statuses.iter().map(|s| (*s).to_owned()).collect();
+    let mut filters = std::collections::HashMap::from([("status".to_owned(), statuses)]);
     for (name, value) in extra {
         filters.entry(name.clone()).or_default().push(value.clone());
     }

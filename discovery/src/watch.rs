@@ -196,8 +196,17 @@ pub(crate) async fn running_containers(
     docker: &Docker,
     container_filters: &[(String, String)],
 ) -> Result<Vec<ContainerInspectResponse>, EngineError> {
+    containers_in(docker, &["running"], container_filters).await
+}
+
+/// Inspects every container in one of `statuses` (`docker ps` filters) under `container_filters`.
+pub(crate) async fn containers_in(
+    docker: &Docker,
+    statuses: &[&str],
+    container_filters: &[(String, String)],
+) -> Result<Vec<ContainerInspectResponse>, EngineError> {
     let options = ListContainersOptions {
-        filters: Some(engine::running_filters(container_filters)),
+        filters: Some(engine::status_filters(statuses, container_filters)),
         ..Default::default()
     };
     let listed = docker.list_containers(Some(options)).await?;

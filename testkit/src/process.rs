@@ -163,14 +163,36 @@ impl Drop for Process {
     }
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago and that this process has not handed out
-/// before (so parallel tests in one binary never get the same one).
+/// A TCP port that was free a moment ago on every address and that this process has not handed
+/// out before (so parallel tests in one binary never get the same one).
+///
+/// It is taken from below the kernel's ephemeral range: a port that `bind(0)` picks is one an
+/// outgoing connection may take before the test's server binds it (seen in CI: dockhand stopped
+/// with "Address already in use" on such a port while another test made many connections).
 ///
 /// # Panics
 /// If no port can be bound at all.
 pub fn free_port() -> u16 {
     static GIVEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let given = GIVEN.get_or_init(Mutex::default);
+    // The set only ever grows by whole entries: a poisoned lock still holds valid data.
+    let mut given = given.lock().unwrap_or_else(PoisonError::into_inner);
+    let below = ephemeral_start();
+    if below > FIRST_FIXED_PORT {
+        let span = below - FIRST_FIXED_PORT;
+        // Each process starts elsewhere, so that two test binaries run at once rarely meet.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let offset = (std::process::id() ^ nanos) % u32::from(span);
+        for step in 0..u32::from(span) {
+            let port = FIRST_FIXED_PORT + ((offset + step) % u32::from(span)) as u16;
+            if !given.contains(&port) && TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok() {
+                given.insert(port);
+                return port;
+            }
+        }
+    }
     loop {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap_or_else(|e| panic!("binding 127.0.0.1:0: {e}"));
@@ -178,12 +200,21 @@ pub fn free_port() -> u16 {
             .local_addr()
             .unwrap_or_else(|e| panic!("reading a bound address: {e}"))
             .port();
-        // The set only ever grows by whole entries: a poisoned lock still holds valid data.
-        let mut given = given.lock().unwrap_or_else(PoisonError::into_inner);
         if given.insert(port) {
             return port;
         }
     }
+}
+
+/// The first port [`free_port`] considers.
+const FIRST_FIXED_PORT: u16 = 20_000;
+
+/// The first port of the kernel's ephemeral range (`ip_local_port_range`; Linux's default 32768).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// For [`require_tool!`](crate::require_tool): the path of `tool` when it is on `PATH`. Without
@@ -221,7 +252,8 @@ mod tests {
         let a = free_port();
         let b = free_port();
         assert_ne!(a, b);
-        TcpListener::bind((Ipv4Addr::LOCALHOST, a)).expect("port a is free");
+        assert!(a < ephemeral_start(), "{a} is in the ephemeral range");
+        TcpListener::bind((Ipv4Addr::UNSPECIFIED, a)).expect("port a is free");
     }
 
     #[test]

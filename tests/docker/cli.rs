@@ -74,6 +74,12 @@ fn check_reports_every_container_and_fails_when_one_is_skipped() {
         .network(&apps)
         .start();
     let apart = backend().name("apart").vhost(&unique("apart")).start();
+    let paused = backend()
+        .name("paused")
+        .vhost(&unique("paused"))
+        .network(&apps)
+        .start();
+    paused.pause();
 
     let output = dockhand_cli(&["check", "--container", anchor.name(), "--json"]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
@@ -103,6 +109,10 @@ fn check_reports_every_container_and_fails_when_one_is_skipped() {
     let a = of(apart.name());
     assert_eq!(a["address"], Value::Null, "{a:#}");
     assert!(problems(&a).contains("shares no network"), "{a:#}");
+
+    let p = of(paused.name());
+    assert_eq!(p["verdict"], "not_running", "{p:#}");
+    assert!(problems(&p).contains("paused"), "{p:#}");
 
     // dockhand's own container is not checked; one without VIRTUAL_HOST is listed, not proxied.
     assert!(checks

@@ -122,6 +122,11 @@ impl Container {
         self.docker(&["kill", &self.id]);
     }
 
+    /// `docker pause`: freezes its processes (it stays listed as running, and `paused`).
+    pub fn pause(&self) {
+        self.docker(&["pause", &self.id]);
+    }
+
     /// Sends `signal` (e.g. `"TERM"`, `"HUP"`) to the container's main process.
     pub fn signal(&self, signal: &str) {
         self.docker(&["kill", "--signal", signal, &self.id]);
