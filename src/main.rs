@@ -18,6 +18,13 @@ use clap::Parser;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
+    // jemalloc returns freed pages to the system only when it is called again, so memory that
+    // idle connections freed (parked keep-alive connections: see dockhand_proxy's `conn::auto`)
+    // stayed resident while nothing happened: 7.9 KiB per idle connection instead of 3.8 with
+    // its background thread purging them (benches/results/RESULTS.md, 2026-12-06).
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        eprintln!("dockhand: jemalloc's background purging is off: {e}");
+    }
     let args = config::Args::parse();
     // `routes` needs only the admin address: a setting it does not use cannot stop it.
     if let Some(Command::Routes { json }) = args.command {

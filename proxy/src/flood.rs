@@ -39,8 +39,8 @@ pub(crate) struct FloodLimits {
     rate: u32,
     /// `dockhand_h2_flood_closed_total`.
     closed: IntCounter,
-    /// `ENABLE_HTTP2`: false ends a connection at its HTTP/2 preface (hyper-util's auto
-    /// builder ignores `http1_only` on connections served with upgrades).
+    /// `ENABLE_HTTP2`: false ends a connection at its HTTP/2 preface, in the stream, before
+    /// the connection's protocol detection sees it.
     h2: bool,
 }
 

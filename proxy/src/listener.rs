@@ -5,8 +5,8 @@
 //! moved into its connection task. At the limit the idle connections that have waited longest
 //! are closed to admit it (see [`crate::conn`]); only when none is idle does it wait, and the
 //! clients behind it in the kernel's accept queue, instead of consuming memory here. Each
-//! connection is served by hyper-util's auto builder (HTTP/1.1, or HTTP/2 by prior knowledge or
-//! ALPN) with upgrades enabled, inside a guard that gives every phase of the connection a
+//! connection is served by hyper (HTTP/1.1, or HTTP/2 by prior knowledge or ALPN) with upgrades
+//! enabled, parked between requests when idle (`conn::AutoConn`), inside a guard that gives every phase of the connection a
 //! deadline, behind a `FloodGuard` (`flood.rs`) that closes HTTP/2 connections flooding it
 //! with control frames.
 //!
@@ -23,15 +23,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 
 use crate::config::ProxyConfig;
-use crate::conn::{Connections, Guarded, GuardedIo, Timeouts, Traffic};
+use crate::conn::{AutoConn, Builders, Connections, Guarded, GuardedIo, Timeouts, Traffic};
 use crate::flood::{FloodGuard, FloodLimits};
 use crate::metrics::ListenerMetrics;
 use crate::service::{ClientVerify, ConnInfo, Proxy};
@@ -136,7 +136,7 @@ async fn run<H: Handshake>(
     let (listener, permits) = listener.open(config.max_connections)?;
     let local = listener.local_addr()?;
     let serving = Serving {
-        builder: Arc::new(builder(&config)),
+        builders: Arc::new(builders(&config)),
         timeouts: Timeouts::of(&config),
         flood: FloodLimits::new(&config, proxy.metrics().h2_flood_closed()),
         connections: Connections::default(),
@@ -167,7 +167,7 @@ async fn run<H: Handshake>(
 struct Serving<H> {
     proxy: Proxy,
     handshake: H,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     timeouts: Timeouts,
     flood: FloodLimits,
     /// Every open connection, for eviction at the limit and the drain.
@@ -214,11 +214,12 @@ impl<H: Handshake> Serving<H> {
             .config()
             .proxy_protocol
             .then_some(proxy.config().header_read_timeout);
-        let builder = self.builder.clone();
+        let builders = self.builders.clone();
         let handshake = self.handshake.clone();
         let (flood, timeouts) = (self.flood.clone(), self.timeouts);
         let cut = self.tunnels.cut_signal();
         let open = OpenConnection::new(&self.counters.open);
+        let parked = self.counters.parked.clone();
         let traffic = Traffic::new(self.counters.received.clone(), self.counters.sent.clone());
         self.connections.tracker().spawn(async move {
             let served = async move {
@@ -247,10 +248,8 @@ impl<H: Handshake> Serving<H> {
                 let service = proxy
                     .connection_in(conn, tunnels, Some(state.clone()))
                     .into_service();
-                let io = TokioIo::new(FloodGuard::new(GuardedIo::new(io, state), flood, peer));
-                let connection = builder
-                    .serve_connection_with_upgrades(io, service)
-                    .into_owned();
+                let io = FloodGuard::new(GuardedIo::new(io, state.clone()), flood, peer);
+                let connection = AutoConn::new(io, service, builders, state, parked);
                 let guarded = Guarded::new(connection, entry, timeouts, accepted, traffic);
                 if let Err(e) = guarded.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
@@ -322,11 +321,9 @@ async fn drain(local: SocketAddr, connections: &Connections, tunnels: &Tunnels, 
     tunnels.cut();
 }
 
-fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
+fn builders(config: &ProxyConfig) -> Builders {
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
         // The connection's guard times request heads (and everything before the first one).
         .header_read_timeout(None)
         // Header names keep the client's case on the way to the backend (and the backend's on
@@ -336,11 +333,10 @@ fn builder(config: &ProxyConfig) -> auto::Builder<TokioExecutor> {
         .title_case_headers(true)
         // hyper answers 431 itself once a request head outgrows the read buffer.
         .max_buf_size(config.max_header_size.max(MIN_HTTP1_BUFFER));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_size).unwrap_or(u32::MAX));
-    builder
+    Builders { h1, h2 }
 }
 
 fn conn_info(stream: &TcpStream, peer: std::net::SocketAddr, tls: bool) -> io::Result<ConnInfo> {

@@ -88,15 +88,17 @@ impl Metrics {
             ),
             &["proto"],
         )?;
-        let (open, received, sent) = listener_families()?;
+        let (open, parked, received, sent) = listener_families()?;
         families.register(registry)?;
         registry.register(Box::new(h2_flood_closed.clone()))?;
         registry.register(Box::new(upstream_opened.clone()))?;
         registry.register(Box::new(open.clone()))?;
+        registry.register(Box::new(parked.clone()))?;
         registry.register(Box::new(received.clone()))?;
         registry.register(Box::new(sent.clone()))?;
         let listeners = ["http", "https"].map(|name| ListenerMetrics {
             open: open.with_label_values(&[name]),
+            parked: parked.with_label_values(&[name]),
             received: received.with_label_values(&[name]),
             sent: sent.with_label_values(&[name]),
         });
@@ -201,17 +203,30 @@ impl Metrics {
 #[derive(Clone)]
 pub(crate) struct ListenerMetrics {
     pub(crate) open: IntGauge,
+    /// Of the open ones, the idle HTTP/1 connections parked without hyper's buffers.
+    pub(crate) parked: IntGauge,
     pub(crate) received: IntCounter,
     pub(crate) sent: IntCounter,
 }
 
-/// `dockhand_open_connections{listener}`, `dockhand_requests_bytes_total{listener}` and
-/// `dockhand_responses_bytes_total{listener}`, not registered anywhere yet.
-fn listener_families() -> Result<(IntGaugeVec, IntCounterVec, IntCounterVec), prometheus::Error> {
+/// `dockhand_open_connections{listener}`, `dockhand_parked_connections{listener}`,
+/// `dockhand_requests_bytes_total{listener}` and `dockhand_responses_bytes_total{listener}`.
+type ListenerFamilies = (IntGaugeVec, IntGaugeVec, IntCounterVec, IntCounterVec);
+
+/// The [`ListenerFamilies`], not registered anywhere yet.
+fn listener_families() -> Result<ListenerFamilies, prometheus::Error> {
     let open = IntGaugeVec::new(
         Opts::new(
             "dockhand_open_connections",
             "Client connections open now, by listener (http, https).",
+        ),
+        &["listener"],
+    )?;
+    let parked = IntGaugeVec::new(
+        Opts::new(
+            "dockhand_parked_connections",
+            "Of the open client connections, the idle HTTP/1 keep-alive ones parked without \
+             buffers until their next request, by listener.",
         ),
         &["listener"],
     )?;
@@ -231,7 +246,7 @@ fn listener_families() -> Result<(IntGaugeVec, IntCounterVec, IntCounterVec), pr
         ),
         &["listener"],
     )?;
-    Ok((open, received, sent))
+    Ok((open, parked, received, sent))
 }
 
 impl Families {

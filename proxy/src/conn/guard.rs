@@ -12,11 +12,6 @@ use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{Request, Response};
-use hyper::body::{Body, Incoming};
-use hyper::rt::{Read, Write};
-use hyper::service::Service;
-use hyper_util::server::conn::auto::{HttpServerConnExec, UpgradeableConnection};
 use tokio::time::Sleep;
 
 use super::{ConnState, Entry, Phase, Signal, Timeouts};
@@ -27,21 +22,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// HTTP/1 connection closes, a busy one closes after its response).
 pub(crate) trait GracefulConn: Future<Output = Result<(), BoxError>> {
     fn graceful_shutdown(self: Pin<&mut Self>);
-}
 
-impl<I, S, E, B> GracefulConn for UpgradeableConnection<'static, I, S, E>
-where
-    S: Service<Request<Incoming>, Response = Response<B>>,
-    S::Future: 'static,
-    S::Error: Into<BoxError>,
-    I: Read + Write + Unpin + Send + 'static,
-    B: Body + 'static,
-    B::Error: Into<BoxError>,
-    E: HttpServerConnExec<S::Future, B>,
-{
-    fn graceful_shutdown(self: Pin<&mut Self>) {
-        UpgradeableConnection::graceful_shutdown(self);
-    }
+    /// Frees what an idle connection need not hold until the client sends again (an HTTP/1
+    /// connection's buffers: see [`super::AutoConn`]); a connection that cannot ignores it.
+    fn park(self: Pin<&mut Self>) {}
 }
 
 pin_project_lite::pin_project! {
@@ -88,6 +72,10 @@ struct Watch {
     finishing: Option<Instant>,
     /// The registry asked hyper to finish gracefully (shutdown); its grace period bounds it.
     drained: bool,
+    /// Parked since it became idle (see [`GracefulConn::park`]).
+    parked: bool,
+    /// The stream is HTTP/2, as the stream last said.
+    h2: bool,
     /// The listener's byte counters, added to when the connection goes idle and when it ends.
     traffic: Traffic,
 }
@@ -130,6 +118,8 @@ enum Expiry {
     Close(&'static str),
     /// Ask hyper to finish gracefully (HTTP/2: GOAWAY), within `lingering_timeout`.
     Finish,
+    /// Park the idle connection (it stays open).
+    Park,
     /// Nothing to do: look again later.
     Continue,
 }
@@ -161,6 +151,8 @@ impl<C: GracefulConn> Guarded<C> {
                 blocked_since: None,
                 finishing: None,
                 drained: false,
+                parked: false,
+                h2: false,
                 traffic,
             },
         }
@@ -211,6 +203,7 @@ impl<C: GracefulConn> Future for Guarded<C> {
                     return Poll::Ready(Ok(()));
                 }
                 Expiry::Finish => this.conn.as_mut().graceful_shutdown(),
+                Expiry::Park => this.conn.as_mut().park(),
                 Expiry::Continue => {}
             }
         }
@@ -236,7 +229,9 @@ impl Watch {
         } else {
             self.phase
         };
+        self.h2 = state.h2();
         if phase != self.phase || requests != self.requests {
+            self.parked = false;
             self.enter(state, phase, now);
             if phase == Phase::Idle {
                 self.traffic.flush(state);
@@ -273,6 +268,9 @@ impl Watch {
             }
             // Before the first request the whole of detection, handshake and head counts.
             Phase::Idle if self.requests == 0 => self.since + timeouts.header_read,
+            Phase::Idle if self.parks() => {
+                (self.since + timeouts.park_after).min(self.since + timeouts.keepalive)
+            }
             Phase::Idle => self.since + timeouts.keepalive,
             Phase::Head => self.since + timeouts.header_read,
             // Nothing bounds a request being answered but its own timeouts (response, body,
@@ -287,6 +285,11 @@ impl Watch {
             Some(since) => phase.min(since + timeouts.send),
             None => phase,
         }
+    }
+
+    /// Whether the idle connection is still to be parked: HTTP/1, between requests.
+    fn parks(&self) -> bool {
+        !self.parked && !self.h2 && self.requests > 0
     }
 
     /// What the passed deadline means.
@@ -308,6 +311,11 @@ impl Watch {
                 Expiry::Finish
             }
             Phase::Idle if self.requests == 0 => Expiry::Close("no request in time"),
+            Phase::Idle if self.parks() && now < self.since + timeouts.keepalive => {
+                self.parked = true;
+                self.deadline = self.deadline(timeouts, now);
+                Expiry::Park
+            }
             Phase::Idle => Expiry::Close("keep-alive timeout"),
             Phase::Head => Expiry::Close("request head timeout"),
             Phase::Busy => {

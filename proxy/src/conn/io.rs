@@ -77,6 +77,7 @@ impl<S> GuardedIo<S> {
     }
 
     fn wrote(&self, result: &Poll<io::Result<usize>>) {
+        self.state.awaiting.store(false, Ordering::Relaxed);
         match result {
             Poll::Ready(Ok(n)) => {
                 self.state.written.fetch_add(*n as u64, Ordering::Relaxed);
@@ -97,6 +98,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.state
+            .awaiting
+            .store(polled.is_pending(), Ordering::Relaxed);
         let read = &buf.filled()[before..];
         if !read.is_empty() {
             this.state
@@ -149,6 +153,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<S> {
     /// documentation); the guard bounds how long.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.state.parking.load(Ordering::Relaxed) {
+            // hyper's connection ends, the stream stays open for the next one.
+            return Poll::Ready(Ok(()));
+        }
         loop {
             match this.close {
                 Close::Open => {

@@ -13,6 +13,7 @@
 //! admitted at once rather than waiting for them to time out (nginx's `ngx_drain_connections`);
 //! on shutdown it tells every connection to finish gracefully (HTTP/2 with GOAWAY) and waits.
 
+mod auto;
 mod guard;
 mod io;
 
@@ -26,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ProxyConfig;
 
+pub(crate) use auto::{AutoConn, Builders};
 pub(crate) use guard::{Guarded, Traffic};
 pub(crate) use io::GuardedIo;
 
@@ -36,6 +38,11 @@ const MAX_EVICTED_AT_ONCE: usize = 32;
 /// With no idle connection to close, a request head still incomplete after this long may be
 /// closed instead: a client's head arrives in one round trip, a slowloris head never does.
 const SLOW_HEAD: Duration = Duration::from_secs(1);
+
+/// How long an HTTP/1 keep-alive connection stays idle before it is parked. Long enough that a
+/// client sending its next request at once (a browser's next asset, a benchmark) never pays for
+/// a new hyper connection; short enough that idle connections hold no buffers for long.
+const PARK_AFTER: Duration = Duration::from_millis(250);
 
 /// The deadlines of a client connection, one per phase. Built from
 /// [`ProxyConfig`]; see its fields for the defaults.
@@ -55,6 +62,9 @@ pub(crate) struct Timeouts {
     pub(crate) lingering_time: Duration,
     /// Lingering close: the longest wait for more of it (nginx's `lingering_timeout`).
     pub(crate) lingering_timeout: Duration,
+    /// An HTTP/1 keep-alive connection idle this long is parked: hyper's connection and its
+    /// buffers are freed until the client sends again ([`AutoConn`]).
+    pub(crate) park_after: Duration,
 }
 
 impl Timeouts {
@@ -66,6 +76,7 @@ impl Timeouts {
             send: config.send_timeout,
             lingering_time: config.lingering_time,
             lingering_timeout: config.lingering_timeout,
+            park_after: PARK_AFTER,
         }
     }
 }
@@ -118,6 +129,12 @@ pub(crate) struct ConnState {
     linger: std::sync::atomic::AtomicBool,
     /// The stream is closing (its write side is shut): the guard switches to lingering.
     closing: std::sync::atomic::AtomicBool,
+    /// hyper's connection is ending so that the stream can be parked ([`AutoConn`]): its
+    /// shutdown must leave the stream open.
+    parking: std::sync::atomic::AtomicBool,
+    /// The last thing done on the stream was a read that found nothing: hyper is waiting for
+    /// the client (a connection hyper is closing writes, flushes or shuts down last).
+    awaiting: std::sync::atomic::AtomicBool,
     /// The latest request came with a body, which hyper may have left unread: its close
     /// lingers even when no byte is waiting at that instant (nginx's `r->lingering_close`).
     uploading: std::sync::atomic::AtomicBool,
