@@ -248,7 +248,8 @@ impl<H: Handshake> Serving<H> {
                 let service = proxy
                     .connection_in(conn, tunnels, Some(state.clone()))
                     .into_service();
-                let io = FloodGuard::new(GuardedIo::new(io, state.clone()), flood, peer);
+                let io = GuardedIo::new(io, state.clone(), Some(traffic.clone()));
+                let io = FloodGuard::new(io, flood, peer);
                 let connection = AutoConn::new(io, service, builders, state, parked);
                 let guarded = Guarded::new(connection, entry, timeouts, accepted, traffic);
                 if let Err(e) = guarded.await {

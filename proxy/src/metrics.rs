@@ -234,7 +234,8 @@ fn listener_families() -> Result<ListenerFamilies, prometheus::Error> {
         Opts::new(
             "dockhand_requests_bytes_total",
             "HTTP bytes received from clients (headers included, TLS excluded), by listener; \
-             counted each time a connection goes idle and when it closes.",
+             counted each time a connection goes idle and when it closes (an upgraded \
+             connection's tunnel: when it ends).",
         ),
         &["listener"],
     )?;
@@ -242,7 +243,8 @@ fn listener_families() -> Result<ListenerFamilies, prometheus::Error> {
         Opts::new(
             "dockhand_responses_bytes_total",
             "HTTP bytes sent to clients (headers included, TLS excluded), by listener; \
-             counted each time a connection goes idle and when it closes.",
+             counted each time a connection goes idle and when it closes (an upgraded \
+             connection's tunnel: when it ends).",
         ),
         &["listener"],
     )?;

@@ -16,6 +16,38 @@ async fn websocket_is_tunnelled() {
     assert_eq!(echo(&mut socket, "again").await, "again");
 }
 
+/// The sample `name` of a Prometheus text exposition.
+fn sample(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_websockets_bytes_are_counted_when_its_tunnel_ends() {
+    let ws = backend("ws").websocket().start().await;
+    let proxy = proxy()
+        .start(table().vhost("ws.tld", vec![path("/", &[&ws])]).spec())
+        .await;
+    let received = "dockhand_requests_bytes_total{listener=\"http\"}";
+    let sent = "dockhand_responses_bytes_total{listener=\"http\"}";
+    let mut socket = websocket(proxy.addr, "ws.tld").await;
+    let text = "x".repeat(100_000);
+    for _ in 0..3 {
+        assert_eq!(echo(&mut socket, &text).await.len(), text.len());
+    }
+    socket.close(None).await.unwrap();
+    drop(socket);
+    // 300 kB each way went through the tunnel, after the handshake was counted.
+    assert_eventually!(
+        sample(&proxy.metrics_text(), received) > 300_000
+            && sample(&proxy.metrics_text(), sent) > 300_000,
+        "tunnel bytes not counted:\n{}",
+        proxy.metrics_text()
+    );
+}
+
 #[tokio::test]
 async fn table_swap_does_not_cut_an_open_websocket() {
     let ws = backend("ws").websocket().start().await;

@@ -8,7 +8,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -82,33 +82,30 @@ struct Watch {
 
 /// A connection's bytes, added to its listener's counters in steps: once per request that
 /// leaves the connection idle and at the end, rather than per read and write, so that workers
-/// do not contend on the shared counters.
-#[derive(Debug)]
+/// do not contend on the shared counters. The guard adds while hyper serves the connection; the
+/// stream adds the rest when it is dropped, which for an upgraded connection is when its tunnel
+/// ends.
+#[derive(Clone, Debug)]
 pub(crate) struct Traffic {
     received: prometheus::IntCounter,
     sent: prometheus::IntCounter,
-    /// What the counters already hold of this connection.
-    counted_read: u64,
-    counted_written: u64,
 }
 
 impl Traffic {
     pub(crate) fn new(received: prometheus::IntCounter, sent: prometheus::IntCounter) -> Self {
-        Traffic {
-            received,
-            sent,
-            counted_read: 0,
-            counted_written: 0,
-        }
+        Traffic { received, sent }
     }
 
-    fn flush(&mut self, state: &ConnState) {
-        let read = state.read.load(Ordering::Relaxed);
-        let written = state.written.load(Ordering::Relaxed);
-        self.received.inc_by(read.saturating_sub(self.counted_read));
-        self.sent
-            .inc_by(written.saturating_sub(self.counted_written));
-        (self.counted_read, self.counted_written) = (read, written);
+    /// Adds what `state` counted since the last flush, from whichever task flushes.
+    pub(crate) fn flush(&self, state: &ConnState) {
+        let add = |total: &AtomicU64, counted: &AtomicU64, counter: &prometheus::IntCounter| {
+            let total = total.load(Ordering::Relaxed);
+            // `fetch_max`: a flush that read an older total never moves the mark back.
+            let before = counted.fetch_max(total, Ordering::Relaxed);
+            counter.inc_by(total.saturating_sub(before));
+        };
+        add(&state.read, &state.counted_read, &self.received);
+        add(&state.written, &state.counted_written, &self.sent);
     }
 }
 

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::ConnState;
+use super::{ConnState, Traffic};
 
 /// The HTTP/2 client connection preface (RFC 9113 §3.4); its first four bytes tell it from any
 /// HTTP/1 request line.
@@ -33,6 +33,9 @@ const LINGER_CHUNK: usize = 4096;
 pub(crate) struct GuardedIo<S> {
     inner: S,
     state: Arc<ConnState>,
+    /// Takes what the guard has not counted yet when the stream is dropped: the bytes of an
+    /// upgraded connection's tunnel, which outlives the guard.
+    traffic: Option<Traffic>,
     /// The first bytes read, until there are enough to tell HTTP/2 from HTTP/1.
     sniffed: u8,
     close: Close,
@@ -49,10 +52,11 @@ enum Close {
 }
 
 impl<S> GuardedIo<S> {
-    pub(crate) fn new(inner: S, state: Arc<ConnState>) -> GuardedIo<S> {
+    pub(crate) fn new(inner: S, state: Arc<ConnState>, traffic: Option<Traffic>) -> GuardedIo<S> {
         GuardedIo {
             inner,
             state,
+            traffic,
             sniffed: 0,
             close: Close::Open,
         }
@@ -85,6 +89,14 @@ impl<S> GuardedIo<S> {
             }
             Poll::Pending => self.state.write_blocked.store(true, Ordering::Relaxed),
             Poll::Ready(Err(_)) => {}
+        }
+    }
+}
+
+impl<S> Drop for GuardedIo<S> {
+    fn drop(&mut self) {
+        if let Some(traffic) = &self.traffic {
+            traffic.flush(&self.state);
         }
     }
 }

@@ -120,6 +120,9 @@ pub(crate) struct ConnState {
     read: AtomicU64,
     /// Bytes written to the client so far.
     written: AtomicU64,
+    /// How much of `read` and `written` the listener's counters hold ([`Traffic`]).
+    counted_read: AtomicU64,
+    counted_written: AtomicU64,
     /// The last write or flush could not complete (the client is not reading).
     write_blocked: std::sync::atomic::AtomicBool,
     /// The stream began with the HTTP/2 connection preface (set once the first bytes are in).

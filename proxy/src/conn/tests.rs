@@ -118,7 +118,7 @@ fn requests_are_counted_until_their_mark_drops() {
 async fn sniffed(chunks: &[&[u8]]) -> bool {
     let (mut client, server) = tokio::io::duplex(1024);
     let state = Arc::new(ConnState::default());
-    let mut io = GuardedIo::new(server, state.clone());
+    let mut io = GuardedIo::new(server, state.clone(), None);
     let mut buf = [0u8; 64];
     for chunk in chunks {
         client.write_all(chunk).await.unwrap();
@@ -143,7 +143,7 @@ async fn the_http2_preface_is_told_from_http1_even_split_across_reads() {
 async fn writes_are_counted_and_a_full_peer_marks_the_stream_blocked() {
     let (_client, server) = tokio::io::duplex(8);
     let state = Arc::new(ConnState::default());
-    let mut io = GuardedIo::new(server, state.clone());
+    let mut io = GuardedIo::new(server, state.clone(), None);
     io.write_all(b"12345678").await.unwrap();
     assert_eq!(state.written.load(Ordering::Relaxed), 8);
     assert!(!state.write_blocked());
