@@ -31,7 +31,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 
 use crate::config::ProxyConfig;
-use crate::conn::{AutoConn, Builders, Connections, Guarded, GuardedIo, Timeouts, Traffic};
+use crate::conn::{
+    AutoConn, Builders, Connections, Counted, Guarded, GuardedIo, Timeouts, Traffic,
+};
 use crate::flood::{FloodGuard, FloodLimits};
 use crate::metrics::ListenerMetrics;
 use crate::service::{ClientVerify, ConnInfo, Proxy};
@@ -178,22 +180,6 @@ struct Serving<H> {
     counters: ListenerMetrics,
 }
 
-/// Counts a connection as open while it lives (its task may end by any path).
-struct OpenConnection(prometheus::IntGauge);
-
-impl OpenConnection {
-    fn new(gauge: &prometheus::IntGauge) -> Self {
-        gauge.inc();
-        OpenConnection(gauge.clone())
-    }
-}
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 impl<H: Handshake> Serving<H> {
     /// Serves one accepted client in a task of its own, holding `permit` until it ends.
     fn spawn(&self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
@@ -218,7 +204,7 @@ impl<H: Handshake> Serving<H> {
         let handshake = self.handshake.clone();
         let (flood, timeouts) = (self.flood.clone(), self.timeouts);
         let cut = self.tunnels.cut_signal();
-        let open = OpenConnection::new(&self.counters.open);
+        let open = Counted::new(&self.counters.open);
         let parked = self.counters.parked.clone();
         let traffic = Traffic::new(self.counters.received.clone(), self.counters.sent.clone());
         self.connections.tracker().spawn(async move {

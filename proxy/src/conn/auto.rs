@@ -37,6 +37,38 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// of the request is read by the new hyper connection).
 const WAKE_CHUNK: usize = 1024;
 
+/// A client stream hyper can serve from the connection's task.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+/// What hyper asks of a service it serves over HTTP/1 (with upgrades) and HTTP/2.
+pub(crate) trait ConnService:
+    HttpService<
+        Incoming,
+        ResBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Unpin
+    + Send
+    + 'static
+{
+}
+
+impl<S> ConnService for S where
+    S: HttpService<
+            Incoming,
+            ResBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
+            Future: Send + 'static,
+            Error: Into<BoxError>,
+        > + Clone
+        + Unpin
+        + Send
+        + 'static
+{
+}
+
 /// How hyper serves each protocol (built once per listener).
 #[derive(Clone, Debug)]
 pub(crate) struct Builders {
@@ -109,11 +141,11 @@ where
     }
 }
 
-/// Counts a connection in a gauge while it lives.
-struct Counted(prometheus::IntGauge);
+/// Counts a connection in a gauge while it lives (its task may end by any path).
+pub(crate) struct Counted(prometheus::IntGauge);
 
 impl Counted {
-    fn new(gauge: &prometheus::IntGauge) -> Counted {
+    pub(crate) fn new(gauge: &prometheus::IntGauge) -> Counted {
         gauge.inc();
         Counted(gauge.clone())
     }
@@ -125,16 +157,7 @@ impl Drop for Counted {
     }
 }
 
-impl<I, S, B> AutoConn<I, S>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<Incoming, ResBody = B> + Clone + Unpin + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<I: Stream, S: ConnService> AutoConn<I, S> {
     /// Reads the first bytes until they match the HTTP/2 preface or stop matching it; `None`
     /// when the client closed first.
     fn poll_detect(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Option<Stage<I, S>>>> {
@@ -199,18 +222,30 @@ where
         };
         Poll::Ready(Ok(Some(self.http1(TokioIo::new(io), service))))
     }
+
+    /// After hyper ended an HTTP/1 connection told to park: the stream and the service, back
+    /// from hyper, with whatever hyper had read past its last request.
+    fn park_stream(&mut self) -> Option<Stage<I, S>> {
+        self.state.parking.store(false, Ordering::Relaxed);
+        let Stage::Http1 { conn, .. } = std::mem::replace(&mut self.stage, Stage::Done) else {
+            unreachable!("parking only from HTTP/1")
+        };
+        // `None`: upgraded after all; the tunnel owns the stream.
+        let parts = (*conn).into_parts()?;
+        let mut io = parts.io.into_inner();
+        if !parts.read_buf.is_empty() {
+            // Copied: the slice would keep hyper's whole read buffer alive.
+            io.prefix = Bytes::copy_from_slice(&parts.read_buf);
+        }
+        Some(Stage::Parked {
+            io,
+            service: parts.service,
+            _counted: Counted::new(&self.parked),
+        })
+    }
 }
 
-impl<I, S, B> Future for AutoConn<I, S>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<Incoming, ResBody = B> + Clone + Unpin + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<I: Stream, S: ConnService> Future for AutoConn<I, S> {
     type Output = Result<(), BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -239,48 +274,7 @@ where
     }
 }
 
-impl<I, S, B> AutoConn<I, S>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<Incoming, ResBody = B> + Clone + Unpin + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    /// After hyper ended an HTTP/1 connection told to park: the stream and the service, back
-    /// from hyper, with whatever hyper had read past its last request.
-    fn park_stream(&mut self) -> Option<Stage<I, S>> {
-        self.state.parking.store(false, Ordering::Relaxed);
-        let Stage::Http1 { conn, .. } = std::mem::replace(&mut self.stage, Stage::Done) else {
-            unreachable!("parking only from HTTP/1")
-        };
-        // `None`: upgraded after all; the tunnel owns the stream.
-        let parts = (*conn).into_parts()?;
-        let mut io = parts.io.into_inner();
-        if !parts.read_buf.is_empty() {
-            // Copied: the slice would keep hyper's whole read buffer alive.
-            io.prefix = Bytes::copy_from_slice(&parts.read_buf);
-        }
-        Some(Stage::Parked {
-            io,
-            service: parts.service,
-            _counted: Counted::new(&self.parked),
-        })
-    }
-}
-
-impl<I, S, B> GracefulConn for AutoConn<I, S>
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: HttpService<Incoming, ResBody = B> + Clone + Unpin + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+impl<I: Stream, S: ConnService> GracefulConn for AutoConn<I, S> {
     fn graceful_shutdown(self: Pin<&mut Self>) {
         let this = self.get_mut();
         match &mut this.stage {

@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ProxyConfig;
 
-pub(crate) use auto::{AutoConn, Builders};
+pub(crate) use auto::{AutoConn, Builders, Counted};
 pub(crate) use guard::{Guarded, Traffic};
 pub(crate) use io::GuardedIo;
 
