@@ -29,7 +29,8 @@
 //! - `ejected`: the ejected-backends gauge, read from the table when scraped.
 //! - `access`: what is recorded when a response ends (metrics, access log line).
 //! - `tunnel`: upgraded connections (WebSocket) bridged to their backend.
-//! - `conn`: client connections: phases and their deadlines, eviction, drain.
+//! - `conn`: client connections: protocol detection, phases and their deadlines, parking of idle
+//!   HTTP/1 connections, eviction, drain.
 //! - `flood`: closes HTTP/2 connections flooding the server with control frames.
 //! - `forward`: header rewriting between client and backend.
 //! - `upstream`: backend connections (pooled HTTP/1.1, h2c) and the request body sent on them.
@@ -48,7 +49,8 @@
 //! 3. **TLS** (`tls`, HTTPS only): the handshake runs in that task, within the head deadline;
 //!    the certificate is chosen per SNI from the store and the current table.
 //! 4. **HTTP**: hyper (HTTP/1.1, or HTTP/2) parses the head and calls the connection's
-//!    [`ProxyService`].
+//!    [`ProxyService`]. An HTTP/1 connection idle between requests is parked (`conn`): hyper's
+//!    connection and buffers are freed, and a new one reads the next request.
 //! 5. **Routing** (`service`): one table load; `host` picks the vhost (or `DEFAULT_HOST`),
 //!    `path` the location; malformed requests end here with their status (`error`).
 //! 6. **Policy** (`policy`): HTTPS redirect, ACME challenge file, `NETWORK_ACCESS`, basic auth.
