@@ -5,7 +5,8 @@
 
 Opens CONNECTIONS connections to HOST:PORT; on each, sends one complete GET / and reads the whole
 response, then leaves the connection idle (keep-alive). Once all are open it waits a moment for
-the proxy to settle, reads VmRSS of the given processes from /proc (summed), checks that every
+the proxy to settle, reads VmRSS of the given processes from /proc (summed) until it stops
+moving (at most 30 s: what an idle proxy frees counts once returned), checks that every
 connection is still open, and closes them all; a moment later it reads VmRSS again. Prints one
 line: "open rss_held_kib rss_after_close_kib seconds_to_open".
 Used by load.sh for the memory row of each proxy.
@@ -18,6 +19,7 @@ import time
 
 OPENING_AT_ONCE = 256  # stays under the proxies' listen backlogs, so no SYN is dropped
 SETTLE = 1.0           # seconds for the proxy to settle before each RSS reading
+STEADY_MAX = 30.0      # the longest wait for the held RSS to stop moving
 
 
 def rss_kib(pids):
@@ -28,6 +30,21 @@ def rss_kib(pids):
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1])
     return total
+
+
+async def steady_rss(pids):
+    """RSS once it stops moving: memory an idle proxy frees (dockhand parks idle connections and
+    jemalloc returns their buffers about ten seconds later) counts only once it is returned.
+    Reads every second until two readings agree within 1%, for at most STEADY_MAX seconds."""
+    rss = rss_kib(pids)
+    deadline = time.monotonic() + STEADY_MAX
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        now = rss_kib(pids)
+        if abs(now - rss) <= rss / 100:
+            return now
+        rss = now
+    return rss
 
 
 async def open_one(host, port, request, gate):
@@ -54,7 +71,7 @@ async def main(host, port, count, host_header, pids):
     conns = await asyncio.gather(*(open_one(host, port, request, gate) for _ in range(count)))
     opened = time.perf_counter() - start
     await asyncio.sleep(SETTLE)
-    rss = rss_kib(pids)
+    rss = await steady_rss(pids)
     # A proxy that closed idle connections early would look lighter than it is: count survivors.
     open_now = sum(1 for reader, _ in conns if not reader.at_eof())
     for _, writer in conns:
