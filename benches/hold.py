@@ -20,6 +20,7 @@ import time
 OPENING_AT_ONCE = 256  # stays under the proxies' listen backlogs, so no SYN is dropped
 SETTLE = 1.0           # seconds for the proxy to settle before each RSS reading
 STEADY_MAX = 30.0      # the longest wait for the held RSS to stop moving
+STEADY_WINDOW = 6      # readings, a second apart, that must agree
 
 
 def rss_kib(pids):
@@ -34,17 +35,18 @@ def rss_kib(pids):
 
 async def steady_rss(pids):
     """RSS once it stops moving: memory an idle proxy frees (dockhand parks idle connections and
-    jemalloc returns their buffers about ten seconds later) counts only once it is returned.
-    Reads every second until two readings agree within 1%, for at most STEADY_MAX seconds."""
-    rss = rss_kib(pids)
+    jemalloc returns their buffers over the following ten seconds, slowly at first) counts only
+    once it is returned. Reads every second until the last STEADY_WINDOW readings agree within
+    1%, for at most STEADY_MAX seconds."""
+    readings = [rss_kib(pids)]
     deadline = time.monotonic() + STEADY_MAX
     while time.monotonic() < deadline:
         await asyncio.sleep(1.0)
-        now = rss_kib(pids)
-        if abs(now - rss) <= rss / 100:
-            return now
-        rss = now
-    return rss
+        readings.append(rss_kib(pids))
+        last = readings[-STEADY_WINDOW:]
+        if len(last) == STEADY_WINDOW and max(last) - min(last) <= last[-1] / 100:
+            break
+    return readings[-1]
 
 
 async def open_one(host, port, request, gate):
