@@ -6,9 +6,9 @@
 //! are closed to admit it (see [`crate::conn`]); only when none is idle does it wait, and the
 //! clients behind it in the kernel's accept queue, instead of consuming memory here. Each
 //! connection is served by hyper (HTTP/1.1, or HTTP/2 by prior knowledge or ALPN) with upgrades
-//! enabled, parked between requests when idle (`conn::AutoConn`), inside a guard that gives every phase of the connection a
-//! deadline, behind a `FloodGuard` (`flood.rs`) that closes HTTP/2 connections flooding it
-//! with control frames.
+//! enabled, parked between requests when idle (`conn::AutoConn`), inside a guard that gives
+//! every phase of the connection a deadline, behind a `FloodGuard` (`flood.rs`) that closes
+//! HTTP/2 connections flooding it with control frames.
 //!
 //! A [`SharedListener`] lets several runtimes (dockhand's worker threads) serve one port under
 //! one connection limit, each accepting from a socket of its own.

@@ -37,6 +37,26 @@ const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// of the request is read by the new hyper connection).
 const WAKE_CHUNK: usize = 1024;
 
+/// What a connection speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Protocol {
+    Http1,
+    Http2,
+}
+
+/// What the first bytes of a stream say: HTTP/2 once they are the whole preface, HTTP/1 as
+/// soon as they stop matching it; `None` until then.
+fn protocol(first: &[u8]) -> Option<Protocol> {
+    let n = first.len().min(H2_PREFACE.len());
+    if first[..n] != H2_PREFACE[..n] {
+        Some(Protocol::Http1)
+    } else if n == H2_PREFACE.len() {
+        Some(Protocol::Http2)
+    } else {
+        None
+    }
+}
+
 /// A client stream hyper can serve from the connection's task.
 pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 
@@ -164,7 +184,7 @@ impl<I: Stream, S: ConnService> AutoConn<I, S> {
         let Stage::Detecting { io, first, len, .. } = &mut self.stage else {
             unreachable!("detecting only in its stage")
         };
-        while *len < H2_PREFACE.len() && first[..*len] == H2_PREFACE[..*len] {
+        while protocol(&first[..*len]).is_none() {
             let mut buf = ReadBuf::new(&mut first[*len..]);
             ready!(Pin::new(&mut *io).poll_read(cx, &mut buf))?;
             let n = buf.filled().len();
@@ -183,10 +203,12 @@ impl<I: Stream, S: ConnService> AutoConn<I, S> {
             unreachable!("detecting only in its stage")
         };
         let io = TokioIo::new(Rewind::new(io, Bytes::copy_from_slice(&first[..len])));
-        Poll::Ready(Ok(Some(if first[..] == H2_PREFACE[..] {
-            Stage::Http2(Box::new(self.builders.h2.serve_connection(io, service)))
-        } else {
-            self.http1(io, service)
+        Poll::Ready(Ok(Some(match protocol(&first[..len]) {
+            Some(Protocol::Http2) => {
+                self.state.h2.store(true, Ordering::Relaxed);
+                Stage::Http2(Box::new(self.builders.h2.serve_connection(io, service)))
+            }
+            _ => self.http1(io, service),
         })))
     }
 
@@ -363,5 +385,20 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Rewind<I> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{protocol, Protocol, H2_PREFACE};
+
+    #[test]
+    fn the_first_bytes_tell_http2_from_http1() {
+        assert_eq!(protocol(H2_PREFACE), Some(Protocol::Http2));
+        assert_eq!(protocol(b""), None);
+        assert_eq!(protocol(b"PRI * HTTP/2.0\r\n"), None);
+        assert_eq!(protocol(b"POST / HTTP/1.1\r\n"), Some(Protocol::Http1));
+        assert_eq!(protocol(b"PRIX"), Some(Protocol::Http1));
+        assert_eq!(protocol(b"GET / HTTP/1.1\r\n"), Some(Protocol::Http1));
     }
 }

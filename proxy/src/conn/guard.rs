@@ -42,10 +42,9 @@ pin_project_lite::pin_project! {
 
     impl<C> PinnedDrop for Guarded<C> {
         fn drop(this: Pin<&mut Self>) {
-            // An upgraded stream now belongs to a tunnel, which must see every byte.
+            // An upgraded stream now belongs to a tunnel, which must see every byte. (The
+            // stream, dropped after this or with the tunnel, adds the bytes not yet counted.)
             this.entry.state.linger.store(false, Ordering::Relaxed);
-            let this = this.project();
-            this.watch.traffic.flush(&this.entry.state);
         }
     }
 }
@@ -74,8 +73,6 @@ struct Watch {
     drained: bool,
     /// Parked since it became idle (see [`GracefulConn::park`]).
     parked: bool,
-    /// The stream is HTTP/2, as the stream last said.
-    h2: bool,
     /// The listener's byte counters, added to when the connection goes idle and when it ends.
     traffic: Traffic,
 }
@@ -149,7 +146,6 @@ impl<C: GracefulConn> Guarded<C> {
                 finishing: None,
                 drained: false,
                 parked: false,
-                h2: false,
                 traffic,
             },
         }
@@ -226,7 +222,6 @@ impl Watch {
         } else {
             self.phase
         };
-        self.h2 = state.h2();
         if phase != self.phase || requests != self.requests {
             self.parked = false;
             self.enter(state, phase, now);
@@ -245,7 +240,7 @@ impl Watch {
             (true, _) => Some(now),
         };
         self.written = written;
-        self.deadline = self.deadline(timeouts, now);
+        self.deadline = self.deadline(state, timeouts, now);
     }
 
     fn enter(&mut self, state: &ConnState, phase: Phase, now: Instant) {
@@ -258,14 +253,14 @@ impl Watch {
     }
 
     /// The earliest deadline of the current phase and of a blocked write.
-    fn deadline(&self, timeouts: &Timeouts, now: Instant) -> Instant {
+    fn deadline(&self, state: &ConnState, timeouts: &Timeouts, now: Instant) -> Instant {
         let phase = match self.phase {
             _ if self.finishing.is_some() => {
                 self.finishing.unwrap_or(now).max(self.read_at) + timeouts.lingering_timeout
             }
             // Before the first request the whole of detection, handshake and head counts.
             Phase::Idle if self.requests == 0 => self.since + timeouts.header_read,
-            Phase::Idle if self.parks() => {
+            Phase::Idle if self.parks(state) => {
                 (self.since + timeouts.park_after).min(self.since + timeouts.keepalive)
             }
             Phase::Idle => self.since + timeouts.keepalive,
@@ -285,8 +280,8 @@ impl Watch {
     }
 
     /// Whether the idle connection is still to be parked: HTTP/1, between requests.
-    fn parks(&self) -> bool {
-        !self.parked && !self.h2 && self.requests > 0
+    fn parks(&self, state: &ConnState) -> bool {
+        !self.parked && !state.h2() && self.requests > 0
     }
 
     /// What the passed deadline means.
@@ -304,13 +299,13 @@ impl Watch {
             Phase::Idle if state.h2() => {
                 // GOAWAY first: a client between requests learns not to start another.
                 self.finishing = Some(now);
-                self.deadline = self.deadline(timeouts, now);
+                self.deadline = self.deadline(state, timeouts, now);
                 Expiry::Finish
             }
             Phase::Idle if self.requests == 0 => Expiry::Close("no request in time"),
-            Phase::Idle if self.parks() && now < self.since + timeouts.keepalive => {
+            Phase::Idle if self.parks(state) && now < self.since + timeouts.keepalive => {
                 self.parked = true;
-                self.deadline = self.deadline(timeouts, now);
+                self.deadline = self.deadline(state, timeouts, now);
                 Expiry::Park
             }
             Phase::Idle => Expiry::Close("keep-alive timeout"),

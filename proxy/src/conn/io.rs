@@ -1,5 +1,5 @@
-//! The client stream as hyper sees it: it notes progress for the connection's guard, tells
-//! HTTP/2 from HTTP/1 by the first bytes, and closes with a lingering read.
+//! The client stream as hyper sees it: it notes progress for the connection's guard, and closes
+//! with a lingering read.
 //!
 //! Lingering close: when hyper closes a connection while the client is still sending (a backend
 //! answered an upload before reading it, a request was refused mid-body), closing at once would
@@ -18,10 +18,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{ConnState, Traffic};
 
-/// The HTTP/2 client connection preface (RFC 9113 §3.4); its first four bytes tell it from any
-/// HTTP/1 request line.
-const H2_PREFACE_START: &[u8; 4] = b"PRI ";
-
 /// At most this much is read and discarded while lingering.
 const LINGER_MAX_BYTES: u64 = 16 * 1024 * 1024;
 
@@ -36,8 +32,6 @@ pub(crate) struct GuardedIo<S> {
     /// Takes what the guard has not counted yet when the stream is dropped: the bytes of an
     /// upgraded connection's tunnel, which outlives the guard.
     traffic: Option<Traffic>,
-    /// The first bytes read, until there are enough to tell HTTP/2 from HTTP/1.
-    sniffed: u8,
     close: Close,
 }
 
@@ -57,26 +51,7 @@ impl<S> GuardedIo<S> {
             inner,
             state,
             traffic,
-            sniffed: 0,
             close: Close::Open,
-        }
-    }
-
-    /// Notes the first bytes of the stream: the connection is HTTP/2 if they start the
-    /// preface. Costs one comparison per read once decided.
-    fn sniff(&mut self, data: &[u8]) {
-        let at = usize::from(self.sniffed);
-        if at >= H2_PREFACE_START.len() || data.is_empty() {
-            return;
-        }
-        let take = (H2_PREFACE_START.len() - at).min(data.len());
-        if data[..take] != H2_PREFACE_START[at..at + take] {
-            self.sniffed = u8::MAX;
-            return;
-        }
-        self.sniffed += take as u8;
-        if usize::from(self.sniffed) == H2_PREFACE_START.len() {
-            self.state.h2.store(true, Ordering::Relaxed);
         }
     }
 
@@ -113,14 +88,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for GuardedIo<S> {
         this.state
             .awaiting
             .store(polled.is_pending(), Ordering::Relaxed);
-        let read = &buf.filled()[before..];
-        if !read.is_empty() {
-            this.state
-                .read
-                .fetch_add(read.len() as u64, Ordering::Relaxed);
-            if usize::from(this.sniffed) < H2_PREFACE_START.len() {
-                this.sniff(read);
-            }
+        let read = buf.filled().len() - before;
+        if read > 0 {
+            this.state.read.fetch_add(read as u64, Ordering::Relaxed);
         }
         polled
     }

@@ -125,7 +125,7 @@ pub(crate) struct ConnState {
     counted_written: AtomicU64,
     /// The last write or flush could not complete (the client is not reading).
     write_blocked: std::sync::atomic::AtomicBool,
-    /// The stream began with the HTTP/2 connection preface (set once the first bytes are in).
+    /// The stream began with the HTTP/2 connection preface (set by [`AutoConn`]'s detection).
     h2: std::sync::atomic::AtomicBool,
     /// May the stream linger on close? Only while hyper serves it: once a connection is
     /// upgraded, a tunnel owns the stream and must see every byte.
