@@ -5,7 +5,7 @@
 //! rustls speaks TLS 1.2 and 1.3 with AEAD suites and ECDHE key exchange only: no TLS 1.0/1.1,
 //! no CBC, no static RSA or DHE. A policy is honoured exactly when the suites it lists beyond
 //! those are none; otherwise its nearest subset is served and the policy is reported once, by
-//! name. `Mozilla-Intermediate`'s DHE suites are the exception: the README says they are not
+//! name. `Mozilla-Intermediate`'s DHE suites are the exception: docs/https.md says they are not
 //! offered, and the default policy does not warn on every start.
 
 use std::collections::HashMap;
