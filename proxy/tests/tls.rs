@@ -568,74 +568,51 @@ async fn client_certificates_per_vhost_as_nginx_proxy_reads_them() {
     let proxy = TlsProxy::start(&ca, spec).await;
     let anonymous = ca.client(&[b"http/1.1"]);
 
+    // GET / on `host` through a new TLS connection made by `client`.
+    let proxy = &proxy;
+    let claim = |client: TlsConnector, host: &'static str| async move {
+        let stream = proxy.connect(&client, host).await.unwrap();
+        get_claiming_success(stream, host).await
+    };
+    let with = |cert| client_with_cert(&ca, cert);
+
     // `on` (the default): a verified certificate is forwarded as SUCCESS, whatever the client
     // claims. As with nginx the handshake always succeeds: none is a 400 ("No required SSL
     // certificate was sent"), and so is a revoked one or one from another CA ("The SSL
     // certificate error"), never forwarded.
-    let stream = proxy
-        .connect(&client_with_cert(&ca, &good), "mtls.test")
-        .await
-        .unwrap();
-    let reply = get_claiming_success(stream, "mtls.test").await;
+    let reply = claim(with(&good), "mtls.test").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.sent("x-ssl-client-verify"), ["SUCCESS"]);
-    let stream = proxy.connect(&anonymous, "mtls.test").await.unwrap();
-    assert_eq!(get_claiming_success(stream, "mtls.test").await.status, 400);
+    assert_eq!(claim(anonymous.clone(), "mtls.test").await.status, 400);
     for refused in [&revoked, &stranger] {
-        let stream = proxy
-            .connect(&client_with_cert(&ca, refused), "mtls.test")
-            .await
-            .unwrap();
-        let reply = get_claiming_success(stream, "mtls.test").await;
+        let reply = claim(with(refused), "mtls.test").await;
         assert_eq!(reply.status, 400, "{} was not refused", refused.serial);
     }
 
     // `optional`: no certificate is NONE, the client's claim replaced; a certificate is
     // verified all the same, and one that does not verify is a 400 as under `on`.
-    let stream = proxy.connect(&anonymous, "opt.test").await.unwrap();
-    let reply = get_claiming_success(stream, "opt.test").await;
+    let reply = claim(anonymous.clone(), "opt.test").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.sent("x-ssl-client-verify"), ["NONE"]);
-    let stream = proxy
-        .connect(&client_with_cert(&ca, &good), "opt.test")
-        .await
-        .unwrap();
-    let reply = get_claiming_success(stream, "opt.test").await;
+    let reply = claim(with(&good), "opt.test").await;
     assert_eq!(reply.sent("x-ssl-client-verify"), ["SUCCESS"]);
-    let stream = proxy
-        .connect(&client_with_cert(&ca, &stranger), "opt.test")
-        .await
-        .unwrap();
-    assert_eq!(get_claiming_success(stream, "opt.test").await.status, 400);
+    assert_eq!(claim(with(&stranger), "opt.test").await.status, 400);
 
     // `optional_no_ca` (with the global ca.crt present): a certificate of an unknown issuer is
     // forwarded as FAILED with OpenSSL's reason; one the CA issued verifies; a revoked one is
     // still refused (nginx lets only issuer errors through).
-    let stream = proxy
-        .connect(&client_with_cert(&ca, &stranger), "noca.test")
-        .await
-        .unwrap();
-    let reply = get_claiming_success(stream, "noca.test").await;
+    let reply = claim(with(&stranger), "noca.test").await;
     assert_eq!(reply.status, 200);
     assert_eq!(
         reply.sent("x-ssl-client-verify"),
         ["FAILED:unable to get local issuer certificate"]
     );
-    let stream = proxy
-        .connect(&client_with_cert(&ca, &good), "noca.test")
-        .await
-        .unwrap();
-    let reply = get_claiming_success(stream, "noca.test").await;
+    let reply = claim(with(&good), "noca.test").await;
     assert_eq!(reply.sent("x-ssl-client-verify"), ["SUCCESS"]);
-    let stream = proxy
-        .connect(&client_with_cert(&ca, &revoked), "noca.test")
-        .await
-        .unwrap();
-    assert_eq!(get_claiming_success(stream, "noca.test").await.status, 400);
+    assert_eq!(claim(with(&revoked), "noca.test").await.status, 400);
 
     // `off`: no certificate asked for, and the request's headers are the client's business.
-    let stream = proxy.connect(&anonymous, "off.test").await.unwrap();
-    let reply = get_claiming_success(stream, "off.test").await;
+    let reply = claim(anonymous, "off.test").await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.sent("x-ssl-client-verify"), ["SUCCESS"]);
 }
