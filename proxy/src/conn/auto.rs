@@ -2,7 +2,7 @@
 //!
 //! Like hyper-util's auto builder, [`AutoConn`] serves HTTP/2 to a client that opens with the
 //! connection preface (prior knowledge, or after ALPN `h2`) and HTTP/1.1 with upgrades to any
-//! other. Unlike it, an HTTP/1 connection that its guard finds idle (see `Timeouts::park_after`)
+//! other. Unlike it, an HTTP/1 connection that its guard finds idle (see `PARK_AFTER`)
 //! is *parked*: hyper's connection is ended without closing the stream, which frees its
 //! buffers (at least 8 KiB to read, 8 KiB for heads: hyper keeps both while it waits for the
 //! next request and has no setting to shrink them), and a new one is made over the same stream
@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::guard::GracefulConn;
-use super::ConnState;
+use super::{ConnState, Counted};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -158,22 +158,6 @@ where
             state,
             parked,
         }
-    }
-}
-
-/// Counts a connection in a gauge while it lives (its task may end by any path).
-pub(crate) struct Counted(prometheus::IntGauge);
-
-impl Counted {
-    pub(crate) fn new(gauge: &prometheus::IntGauge) -> Counted {
-        gauge.inc();
-        Counted(gauge.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 

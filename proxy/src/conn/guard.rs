@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use tokio::time::Sleep;
 
-use super::{ConnState, Entry, Phase, Signal, Timeouts};
+use super::{ConnState, Entry, Phase, Signal, Timeouts, PARK_AFTER};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -261,7 +261,7 @@ impl Watch {
             // Before the first request the whole of detection, handshake and head counts.
             Phase::Idle if self.requests == 0 => self.since + timeouts.header_read,
             Phase::Idle if self.parks(state) => {
-                (self.since + timeouts.park_after).min(self.since + timeouts.keepalive)
+                (self.since + PARK_AFTER).min(self.since + timeouts.keepalive)
             }
             Phase::Idle => self.since + timeouts.keepalive,
             Phase::Head => self.since + timeouts.header_read,

@@ -27,7 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ProxyConfig;
 
-pub(crate) use auto::{AutoConn, Builders, Counted};
+pub(crate) use auto::{AutoConn, Builders};
 pub(crate) use guard::{Guarded, Traffic};
 pub(crate) use io::GuardedIo;
 
@@ -39,10 +39,11 @@ const MAX_EVICTED_AT_ONCE: usize = 32;
 /// closed instead: a client's head arrives in one round trip, a slowloris head never does.
 const SLOW_HEAD: Duration = Duration::from_secs(1);
 
-/// How long an HTTP/1 keep-alive connection stays idle before it is parked. Long enough that a
+/// How long an HTTP/1 keep-alive connection stays idle before it is parked: hyper's connection
+/// and its buffers are freed until the client sends again ([`AutoConn`]). Long enough that a
 /// client sending its next request at once (a browser's next asset, a benchmark) never pays for
 /// a new hyper connection; short enough that idle connections hold no buffers for long.
-const PARK_AFTER: Duration = Duration::from_millis(250);
+pub(crate) const PARK_AFTER: Duration = Duration::from_millis(250);
 
 /// The deadlines of a client connection, one per phase. Built from
 /// [`ProxyConfig`]; see its fields for the defaults.
@@ -62,9 +63,6 @@ pub(crate) struct Timeouts {
     pub(crate) lingering_time: Duration,
     /// Lingering close: the longest wait for more of it (nginx's `lingering_timeout`).
     pub(crate) lingering_timeout: Duration,
-    /// An HTTP/1 keep-alive connection idle this long is parked: hyper's connection and its
-    /// buffers are freed until the client sends again ([`AutoConn`]).
-    pub(crate) park_after: Duration,
 }
 
 impl Timeouts {
@@ -76,8 +74,23 @@ impl Timeouts {
             send: config.send_timeout,
             lingering_time: config.lingering_time,
             lingering_timeout: config.lingering_timeout,
-            park_after: PARK_AFTER,
         }
+    }
+}
+
+/// Counts a connection in a gauge while it lives (its task may end by any path).
+pub(crate) struct Counted(prometheus::IntGauge);
+
+impl Counted {
+    pub(crate) fn new(gauge: &prometheus::IntGauge) -> Counted {
+        gauge.inc();
+        Counted(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
