@@ -28,6 +28,7 @@
 //! - `publish`: the table's one writer: merges the providers' descriptions, builds, swaps.
 //! - `ejected`: the ejected-backends gauge, read from the table when scraped.
 //! - `access`: what is recorded when a response ends (metrics, access log line).
+//! - `rewind`: a stream with bytes already read from it put back in front.
 //! - `tunnel`: upgraded connections (WebSocket) bridged to their backend.
 //! - `conn`: client connections: protocol detection, phases and their deadlines, parking of idle
 //!   HTTP/1 connections, eviction, drain.
@@ -87,6 +88,7 @@ pub mod pages;
 pub mod path;
 pub mod policy;
 mod publish;
+mod rewind;
 pub mod service;
 pub mod table;
 pub mod tls;

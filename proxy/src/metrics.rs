@@ -30,7 +30,8 @@ const BUCKETS: [f64; 15] = [
 /// `dockhand_upstream_errors_total{vhost,kind}`, `dockhand_backends{vhost}`,
 /// `dockhand_retries_total{vhost,reason}` (`reason` is `connect` or `reset`),
 /// `dockhand_backend_ejections_total{vhost}`, `dockhand_h2_flood_closed_total`,
-/// `dockhand_upstream_connections_opened_total{proto}`, and per client listener (`http`,
+/// `dockhand_upstream_connections_opened_total{proto}`, `dockhand_upstream_parked_connections`,
+/// and per client listener (`http`,
 /// `https`) `dockhand_open_connections{listener}`, `dockhand_requests_bytes_total{listener}` and
 /// `dockhand_responses_bytes_total{listener}`. The gauge
 /// `dockhand_backends_ejected{vhost}` reads the route table, so it is registered on its own, by
@@ -47,6 +48,8 @@ struct Inner {
     h2_flood_closed: IntCounter,
     /// `dockhand_upstream_connections_opened_total{proto}`.
     upstream_opened: IntCounterVec,
+    /// `dockhand_upstream_parked_connections`.
+    upstream_parked: IntGauge,
     /// `dockhand_open_connections{listener}`, `dockhand_requests_bytes_total{listener}`,
     /// `dockhand_responses_bytes_total{listener}`.
     listeners: [ListenerMetrics; 2],
@@ -88,10 +91,16 @@ impl Metrics {
             ),
             &["proto"],
         )?;
+        let upstream_parked = IntGauge::new(
+            "dockhand_upstream_parked_connections",
+            "Idle pooled backend connections parked: kept open without hyper's connection \
+             and buffers until a request takes them.",
+        )?;
         let (open, parked, received, sent) = listener_families()?;
         families.register(registry)?;
         registry.register(Box::new(h2_flood_closed.clone()))?;
         registry.register(Box::new(upstream_opened.clone()))?;
+        registry.register(Box::new(upstream_parked.clone()))?;
         registry.register(Box::new(open.clone()))?;
         registry.register(Box::new(parked.clone()))?;
         registry.register(Box::new(received.clone()))?;
@@ -109,6 +118,7 @@ impl Metrics {
                 unknown,
                 h2_flood_closed,
                 upstream_opened,
+                upstream_parked,
                 listeners,
                 vhosts: Mutex::new(HashMap::new()),
             }),
@@ -128,6 +138,11 @@ impl Metrics {
             https: proto("https"),
             h2c: proto("h2c"),
         }
+    }
+
+    /// The gauge of parked backend connections.
+    pub(crate) fn upstream_parked(&self) -> IntGauge {
+        self.inner.upstream_parked.clone()
     }
 
     /// The handles of the plain HTTP listener (`tls` false) or the HTTPS one.

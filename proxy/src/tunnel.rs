@@ -5,10 +5,13 @@
 //! the tunnels of a listener are tracked here: the listener waits for them after its HTTP
 //! connections, and cuts whatever is left when the grace period runs out.
 
+use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,13 +27,16 @@ pub(crate) struct Tunnels {
 
 impl Tunnels {
     /// Bridges `client` and `backend` once both upgrades complete, in a tracked task.
-    pub(crate) fn open(
+    pub(crate) fn open<B, S>(
         &self,
         client: OnUpgrade,
-        backend: OnUpgrade,
+        backend: B,
         addr: SocketAddr,
         in_flight: InFlight,
-    ) {
+    ) where
+        B: Future<Output = io::Result<S>> + Send + 'static,
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let cut = self.cut.clone();
         self.tracker.spawn(async move {
             tokio::select! {
@@ -66,15 +72,23 @@ impl Tunnels {
 /// Copies bytes both ways between the upgraded client and backend connections until either
 /// side closes. The tunnel counts as in flight for `least_conn`, and holds no table reference,
 /// so a table swap never cuts it.
-async fn bridge(client: OnUpgrade, backend: OnUpgrade, addr: SocketAddr, _in_flight: InFlight) {
-    let (client, backend) = match tokio::try_join!(client, backend) {
-        Ok(pair) => pair,
-        Err(e) => {
-            tracing::debug!(backend = %addr, error = %e, "upgrade did not complete");
+async fn bridge<B, S>(client: OnUpgrade, backend: B, addr: SocketAddr, _in_flight: InFlight)
+where
+    B: Future<Output = io::Result<S>>,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (client, mut backend) = match tokio::join!(client, backend) {
+        (Ok(client), Ok(backend)) => (client, backend),
+        (Err(e), _) => {
+            tracing::debug!(backend = %addr, error = %e, "client upgrade did not complete");
+            return;
+        }
+        (_, Err(e)) => {
+            tracing::debug!(backend = %addr, error = %e, "backend upgrade did not complete");
             return;
         }
     };
-    let (mut client, mut backend) = (TokioIo::new(client), TokioIo::new(backend));
+    let mut client = TokioIo::new(client);
     match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
         Ok((up, down)) => tracing::debug!(backend = %addr, up, down, "tunnel closed"),
         Err(e) => tracing::debug!(backend = %addr, error = %e, "tunnel failed"),

@@ -30,6 +30,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use tokio_rustls::TlsConnector;
 
+pub(crate) use self::conn::Upgraded;
 use self::conn::{Conn, Failed, Key};
 use self::counted::Counted;
 use self::pool::Pool;
@@ -46,6 +47,8 @@ pub(crate) struct PoolSettings {
     pub(crate) idle_timeout: Duration,
     pub(crate) max_idle_per_host: usize,
     pub(crate) opened: Opened,
+    /// `dockhand_upstream_parked_connections`.
+    pub(crate) parked: prometheus::IntGauge,
     /// Keep the client's header-name case on backend connections (see
     /// [`crate::ProxyConfig::preserve_header_case`]).
     pub(crate) preserve_header_case: bool,
@@ -81,7 +84,7 @@ pub(crate) struct Lease {
 impl Upstream {
     pub(crate) fn new(settings: PoolSettings) -> Upstream {
         Upstream {
-            pool: Arc::new(Pool::new(settings.idle_timeout)),
+            pool: Arc::new(Pool::new(settings.idle_timeout, settings.parked.clone())),
             settings,
             tls: TlsConnector::from(Arc::new(tls::client_config())),
             h2c: DashMap::new(),
@@ -160,7 +163,13 @@ impl Upstream {
                     unsent: Some(unsent),
                     ..
                 }) if reused => req = unsent,
-                Err(Failed { error, .. }) => return Err(SendError::Exchange(error)),
+                Err(Failed {
+                    error: Some(error), ..
+                }) => return Err(SendError::Exchange(error)),
+                // Nothing was sent: as a connection that could not be made.
+                Err(Failed { error: None, .. }) => {
+                    return Err(SendError::Connect(io::ErrorKind::NotConnected.into()))
+                }
             }
         }
     }
@@ -205,9 +214,9 @@ impl Lease {
         self.pool.put(self.conn, self.max_idle);
     }
 
-    /// Hands the connection over to the protocol the backend switched to (`101`).
-    pub(crate) fn upgrade(self) {
-        self.conn.finish_in_background();
+    /// The stream of the protocol the backend switched to (`101`), once hyper hands it over.
+    pub(crate) fn upgraded(self) -> impl std::future::Future<Output = io::Result<Upgraded>> + Send {
+        self.conn.upgraded()
     }
 }
 

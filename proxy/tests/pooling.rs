@@ -3,6 +3,7 @@
 
 mod support;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -12,6 +13,7 @@ use http_body_util::Full;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use support::faulty::closing_idle;
 use support::*;
 
 #[tokio::test]
@@ -155,6 +157,81 @@ async fn no_connection_churn_beyond_the_old_idle_limit() {
         "{}",
         proxy.metrics_text()
     );
+}
+
+const PARKED: &str = "dockhand_upstream_parked_connections";
+
+/// A connection idle in the pool for a while is parked (hyper's connection and buffers freed,
+/// the stream kept); the next request makes a new hyper connection over the same stream.
+#[tokio::test]
+async fn an_idle_pooled_connection_is_parked_then_reused() {
+    let web = backend("web").start().await;
+    let secure = backend("secure").https().start().await;
+    let proxy = proxy()
+        .start(
+            table()
+                .vhost("web.tld", vec![path("/", &[&web])])
+                .vhost("s.tld", vec![path("/", &[&secure]).proto(Proto::Https)])
+                .spec(),
+        )
+        .await;
+    assert_eq!(get(proxy.addr, "web.tld", "/").await.status, 200);
+    assert_eq!(get(proxy.addr, "s.tld", "/").await.status, 200);
+    assert_eventually!(
+        proxy.metric(PARKED) == 2,
+        "{} of the two idle connections parked",
+        proxy.metric(PARKED)
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            get(proxy.addr, "web.tld", "/").await.json()["method"],
+            "GET"
+        );
+        assert_eq!(get(proxy.addr, "s.tld", "/").await.status, 200);
+    }
+    assert_eq!(proxy.metric(PARKED), 0, "taken again");
+    assert_eq!(web.connections(), 1, "the parked connection was reused");
+    assert_eq!(
+        secure.connections(),
+        1,
+        "the parked TLS connection was reused"
+    );
+}
+
+/// A parked connection the backend closed meanwhile is not reused: the request goes out on a
+/// new connection, and nothing is retried or lost.
+#[tokio::test]
+async fn a_parked_connection_the_backend_closed_is_replaced() {
+    let (closing, close, closed) = closing_idle("closing").await;
+    let proxy = proxy()
+        .start(
+            table()
+                .vhost(
+                    "c.tld",
+                    vec![path("/", &[]).backend_at("closing", Some(closing.addr))],
+                )
+                .spec(),
+        )
+        .await;
+    assert_eq!(get(proxy.addr, "c.tld", "/").await.backend(), "closing");
+    assert_eventually!(
+        proxy.metric(PARKED) == 1,
+        "the idle connection was not parked"
+    );
+    close.send_replace(true);
+    assert_eventually!(
+        closed.load(Ordering::SeqCst) == 1,
+        "the backend kept it open"
+    );
+    close.send_replace(false);
+    assert_eq!(get(proxy.addr, "c.tld", "/").await.backend(), "closing");
+    assert_eq!(closing.connections(), 2);
+    assert_eq!(
+        proxy.metric(r#"dockhand_retries_total{reason="reset",vhost="c.tld"}"#),
+        0,
+        "the closed connection was tried"
+    );
+    assert_eq!(proxy.metric(PARKED), 0);
 }
 
 #[tokio::test]

@@ -3,7 +3,10 @@
 mod support;
 
 use dockhand_proxy::Proto;
+use support::faulty::greeting_upgrade;
 use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 #[tokio::test]
 async fn websocket_is_tunnelled() {
@@ -181,4 +184,45 @@ async fn a_streaming_response_survives_swaps() {
     }
     let end = tokio::time::timeout(DEADLINE, body.frame()).await.unwrap();
     assert!(end.is_none(), "{end:?}");
+}
+
+/// What a backend sends right behind its `101` head (read with it, in one piece) reaches the
+/// client first, then the tunnel carries both ways.
+#[tokio::test]
+async fn bytes_sent_with_the_101_head_reach_the_client() {
+    let upgrading = greeting_upgrade().await;
+    let proxy = proxy()
+        .start(
+            table()
+                .vhost(
+                    "u.tld",
+                    vec![path("/", &[]).backend_at("up", Some(upgrading.addr))],
+                )
+                .spec(),
+        )
+        .await;
+    let mut client = TcpStream::connect(proxy.addr).await.unwrap();
+    client
+        .write_all(
+            b"GET /chat HTTP/1.1\r\nHost: u.tld\r\nConnection: upgrade\r\nUpgrade: custom\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let seen = read_until(&mut client, b"hello").await;
+    assert!(seen.starts_with("HTTP/1.1 101"), "{seen}");
+    client.write_all(b"ping").await.unwrap();
+    assert_eq!(read_until(&mut client, b"ping").await, "ping");
+}
+
+/// Reads until what was read ends with `end`.
+async fn read_until(stream: &mut TcpStream, end: &[u8]) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0; 1024];
+    while !seen.ends_with(end) {
+        let read = tokio::time::timeout(DEADLINE, stream.read(&mut buf)).await;
+        let n = read.expect("nothing more came").unwrap();
+        assert!(n > 0, "closed after {:?}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
 }

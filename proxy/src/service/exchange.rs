@@ -271,7 +271,7 @@ fn upstream_uri(proto: Proto, target: &Target, path_and_query: &uri::PathAndQuer
 /// Accepts a backend response; a `101` is bridged to the client when the client asked for it.
 fn answer(
     tunnels: &Tunnels,
-    mut response: Response<Incoming>,
+    response: Response<Incoming>,
     lease: Option<Lease>,
     addr: SocketAddr,
     in_flight: InFlight,
@@ -285,15 +285,12 @@ fn answer(
             in_flight: Some(in_flight),
         };
     }
-    let Some(client) = client else {
+    let (Some(client), Some(lease)) = (client, lease) else {
+        // Not asked for, or over h2c (where no 101 exists).
         tracing::warn!(backend = %addr, "backend switched protocols without being asked");
         return Answer::Error(ErrorKind::UpstreamReset);
     };
-    let backend = hyper::upgrade::on(&mut response);
-    if let Some(lease) = lease {
-        lease.upgrade();
-    }
-    tunnels.open(client, backend, addr, in_flight);
+    tunnels.open(client, lease.upgraded(), addr, in_flight);
     Answer::Upstream {
         response: client_response(response),
         lease: None,

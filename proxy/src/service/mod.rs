@@ -420,6 +420,7 @@ fn upstream(config: &ProxyConfig, metrics: &Metrics) -> Upstream {
         idle_timeout: config.pool_idle_timeout,
         max_idle_per_host: config.pool_max_idle_per_host,
         opened: metrics.upstream_opened(),
+        parked: metrics.upstream_parked(),
         preserve_header_case: config.preserve_header_case,
     })
 }

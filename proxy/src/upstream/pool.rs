@@ -7,7 +7,8 @@
 //! when more are idle, as nginx's `keepalive` does; by default there is none, as in HAProxy.
 //!
 //! Nothing polls an idle connection, so a reaper task looks at them every few seconds: it closes
-//! those the backend closed and those idle for longer than the idle timeout. A checkout also
+//! those the backend closed and those idle for longer than the idle timeout, and parks those
+//! idle for [`PARK_AFTER`] (see [`super::conn`]: only the stream is kept). A checkout also
 //! checks the one it takes.
 
 use std::collections::{HashMap, VecDeque};
@@ -15,6 +16,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
+use prometheus::IntGauge;
 
 use super::conn::{Conn, Key};
 
@@ -24,11 +26,18 @@ use super::conn::{Conn, Key};
 /// every keep-alive request (seen with `strace` at one connection).
 const MAX_REAP_INTERVAL: Duration = Duration::from_secs(5);
 
+/// How long a connection waits in the pool before it is parked (at the reaper's next pass).
+/// Under steady load connections come back and leave again within milliseconds and are never
+/// parked; a burst's extra connections are.
+const PARK_AFTER: Duration = Duration::from_secs(1);
+
 /// The idle connections of one data-plane runtime.
 pub(crate) struct Pool {
     idle: Mutex<HashMap<Key, VecDeque<Idle>, RandomState>>,
     idle_timeout: Duration,
     reaper: std::sync::Once,
+    /// `dockhand_upstream_parked_connections`.
+    parked: IntGauge,
 }
 
 struct Idle {
@@ -41,14 +50,22 @@ impl Idle {
     fn is_usable(&mut self, timeout: Duration) -> bool {
         self.since.elapsed() < timeout && self.conn.is_reusable()
     }
+
+    /// Parks the connection once idle for [`PARK_AFTER`]; returns whether it is still usable.
+    fn park_if_idle(&mut self, gauge: &IntGauge) -> bool {
+        self.since.elapsed() < PARK_AFTER || self.conn.park(gauge)
+    }
 }
 
 impl Pool {
-    pub(crate) fn new(idle_timeout: Duration) -> Pool {
+    /// A pool closing connections idle for `idle_timeout`, counting the parked ones in
+    /// `parked`.
+    pub(crate) fn new(idle_timeout: Duration, parked: IntGauge) -> Pool {
         Pool {
             idle: Mutex::default(),
             idle_timeout,
             reaper: std::sync::Once::new(),
+            parked,
         }
     }
 
@@ -82,11 +99,14 @@ impl Pool {
         });
     }
 
-    /// Closes the idle connections that expired or that the backend closed.
+    /// Closes the idle connections that expired or that the backend closed, and parks those
+    /// idle for a while.
     fn reap(&self) {
         let mut idle = self.lock();
         idle.retain(|_, list| {
-            list.retain_mut(|entry| entry.is_usable(self.idle_timeout));
+            list.retain_mut(|entry| {
+                entry.is_usable(self.idle_timeout) && entry.park_if_idle(&self.parked)
+            });
             !list.is_empty()
         });
     }

@@ -1,6 +1,7 @@
 //! Backends that misbehave at the TCP level: one that resets every connection once it has read
-//! a request, one that drops its keep-alive connections as they are reused, and an address that
-//! refuses connections until the test wakes it up.
+//! a request, one that drops its keep-alive connections as they are reused, one that closes its
+//! idle connections when told, and an address that refuses connections until the test wakes it
+//! up.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,6 +10,7 @@ use std::sync::Arc;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::backend::{backend, Backend};
@@ -59,6 +61,63 @@ pub async fn one_shot(name: &str) -> Faulty {
             if read_head(&mut stream).await {
                 let _ = stream.write_all(response.as_bytes()).await;
                 read_head(&mut stream).await;
+            }
+        }
+    })
+    .await
+}
+
+/// Answers every request as a keep-alive response (`{"backend":"<name>"}`) until the sender
+/// it returns is set to true; then closes each connection waiting for its next request, like
+/// a server whose idle timeout passed, counting them in the counter it returns.
+pub async fn closing_idle(name: &str) -> (Faulty, watch::Sender<bool>, Arc<AtomicUsize>) {
+    let (close, closed) = watch::channel(false);
+    let closes = Arc::new(AtomicUsize::new(0));
+    let counted = closes.clone();
+    let body = format!(r#"{{"backend":"{name}"}}"#);
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let faulty = start(move |mut stream, _| {
+        let (response, mut closed) = (response.clone(), closed.clone());
+        let counted = counted.clone();
+        async move {
+            loop {
+                tokio::select! {
+                    head = read_head(&mut stream) => {
+                        if !head || stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    _ = async { closed.wait_for(|closed| *closed).await.is_ok() } => {
+                        drop(stream);
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                }
+            }
+        }
+    })
+    .await;
+    (faulty, close, closes)
+}
+
+/// Switches protocols (`101`, `Upgrade: custom`) and sends `hello` in the same write as the
+/// response head, then echoes what it reads until the peer closes.
+pub async fn greeting_upgrade() -> Faulty {
+    start(|mut stream, _| async move {
+        if !read_head(&mut stream).await {
+            return;
+        }
+        let switch = "HTTP/1.1 101 Switching Protocols\r\nupgrade: custom\r\nconnection: upgrade\r\n\r\nhello";
+        if stream.write_all(switch.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut buf = [0; 1024];
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            if stream.write_all(&buf[..n]).await.is_err() {
+                return;
             }
         }
     })

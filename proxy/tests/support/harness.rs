@@ -149,6 +149,14 @@ impl TestProxy {
         String::from_utf8(buf).unwrap()
     }
 
+    /// The value of the sample `name` (family and labels, as exposed), 0 when absent.
+    pub fn metric(&self, name: &str) -> u64 {
+        self.metrics_text()
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// Signals shutdown without waiting.
     pub fn begin_shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {
