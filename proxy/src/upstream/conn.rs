@@ -135,13 +135,9 @@ impl Conn {
         &mut self,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failed> {
-        if let State::Parked { .. } = self.state {
-            let State::Parked { stream, .. } = std::mem::replace(&mut self.state, State::Gone)
-            else {
-                unreachable!("matched just above");
-            };
-            match live(stream, self.preserve_case).await {
-                Ok(state) => self.state = state,
+        self.state = match std::mem::replace(&mut self.state, State::Gone) {
+            State::Parked { stream, .. } => match live(stream, self.preserve_case).await {
+                Ok(state) => state,
                 Err(error) => {
                     let unsent = Some(req);
                     return Err(Failed {
@@ -149,8 +145,9 @@ impl Conn {
                         unsent,
                     });
                 }
-            }
-        }
+            },
+            state => state,
+        };
         let State::Live { send, .. } = &mut self.state else {
             // The pool hands out live or parked connections only.
             return Err(Failed {
@@ -226,11 +223,12 @@ impl Conn {
     /// `gauge` counts it while parked. Returns whether it can still be reused (a connection with
     /// bytes the backend sent unasked cannot).
     pub(crate) fn park(&mut self, gauge: &IntGauge) -> bool {
-        if !matches!(&self.state, State::Live { send, .. } if send.is_ready()) {
-            return self.is_idle();
-        }
-        let State::Live { driver, .. } = std::mem::replace(&mut self.state, State::Gone) else {
-            unreachable!("matched just above");
+        let driver = match std::mem::replace(&mut self.state, State::Gone) {
+            State::Live { send, driver } if send.is_ready() => driver,
+            state => {
+                self.state = state;
+                return self.is_idle();
+            }
         };
         let parts = driver.into_parts();
         if !parts.read_buf.is_empty() {
