@@ -205,6 +205,11 @@ pub struct Args {
     #[arg(long, env = "DOCKHAND_SEND_TIMEOUT", default_value = "60s")]
     send_timeout: String,
 
+    /// An upgraded connection (WebSocket) with no byte either way for this long is closed; 0
+    /// never closes it.
+    #[arg(long, env = "DOCKHAND_TUNNEL_IDLE_TIMEOUT", default_value = "1h")]
+    tunnel_idle_timeout: String,
+
     /// Lingering close: at most this long reading what a client still sends after its answer.
     #[arg(long, env = "DOCKHAND_LINGERING_TIME", default_value = "30s")]
     lingering_time: String,

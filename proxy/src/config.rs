@@ -107,6 +107,11 @@ pub struct ProxyConfig {
     /// between two successful writes, not over the whole response). Default 60 s (nginx's
     /// `send_timeout`).
     pub send_timeout: Duration,
+    /// An upgraded connection (WebSocket, or another `Upgrade` protocol) through which no byte
+    /// has moved either way for this long is closed; zero never closes it. Default 1 h
+    /// (HAProxy's usual `timeout tunnel`; nginx closes one after `proxy_read_timeout`, 60 s,
+    /// without a byte from the backend).
+    pub tunnel_idle_timeout: Duration,
     /// Lingering close: after answering a client that is still sending (an upload the backend
     /// answered early), what it sends is read and discarded for at most this long before the
     /// connection is closed, so that it can read the answer. Default 30 s (nginx's
@@ -210,6 +215,7 @@ impl Default for ProxyConfig {
             header_read_timeout: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
+            tunnel_idle_timeout: Duration::from_secs(3600),
             lingering_time: Duration::from_secs(30),
             lingering_timeout: Duration::from_secs(5),
             body_read_timeout: Duration::from_secs(60),

@@ -236,11 +236,16 @@ impl<H: Handshake> Serving<H> {
                     .into_service();
                 let io = GuardedIo::new(io, state.clone(), Some(traffic.clone()));
                 let io = FloodGuard::new(io, flood, peer);
+                let held = state.clone();
                 let connection = AutoConn::new(io, service, builders, state, parked);
                 let guarded = Guarded::new(connection, entry, timeouts, accepted, traffic);
                 if let Err(e) = guarded.await {
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
+                // A tunnel upgraded out of the connection keeps its slot (the permit) and its
+                // place in `dockhand_open_connections` until it closes, as nginx counts an
+                // upgraded connection in `worker_connections`.
+                held.tunnels_closed().await;
             };
             tokio::select! {
                 () = served => {}

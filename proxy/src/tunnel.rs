@@ -3,15 +3,21 @@
 //!
 //! Once hyper hands a connection over to an upgrade, its graceful shutdown no longer sees it, so
 //! the tunnels of a listener are tracked here: the listener waits for them after its HTTP
-//! connections, and cuts whatever is left when the grace period runs out.
+//! connections, and cuts whatever is left when the grace period runs out. A tunnel keeps its
+//! client connection's slot under the connection limit while it lives, and closes once no byte
+//! has moved either way for the idle timeout (`DOCKHAND_TUNNEL_IDLE_TIMEOUT`).
 
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -25,22 +31,35 @@ pub(crate) struct Tunnels {
     cut: CancellationToken,
 }
 
+/// One tunnel to open: the client's side and the backend's, once their upgrades complete.
+pub(crate) struct Tunnel<B, H> {
+    /// The client connection's upgrade.
+    pub(crate) client: OnUpgrade,
+    /// The backend's stream, once its connection has handed it over.
+    pub(crate) backend: B,
+    /// The backend's address (logs).
+    pub(crate) addr: SocketAddr,
+    /// Counts the tunnel as in flight on its backend (`least_conn`).
+    pub(crate) in_flight: InFlight,
+    /// Kept while the tunnel lives (the client connection's slot).
+    pub(crate) hold: H,
+    /// No byte either way for this long closes the tunnel; zero: never.
+    pub(crate) idle_timeout: Duration,
+}
+
 impl Tunnels {
-    /// Bridges `client` and `backend` once both upgrades complete, in a tracked task.
-    pub(crate) fn open<B, S>(
-        &self,
-        client: OnUpgrade,
-        backend: B,
-        addr: SocketAddr,
-        in_flight: InFlight,
-    ) where
+    /// Bridges the tunnel's two sides once both upgrades complete, in a tracked task.
+    pub(crate) fn open<B, S, H>(&self, tunnel: Tunnel<B, H>)
+    where
         B: Future<Output = io::Result<S>> + Send + 'static,
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: Send + 'static,
     {
         let cut = self.cut.clone();
+        let addr = tunnel.addr;
         self.tracker.spawn(async move {
             tokio::select! {
-                () = bridge(client, backend, addr, in_flight) => {}
+                () = bridge(tunnel) => {}
                 () = cut.cancelled() => tracing::debug!(backend = %addr, "tunnel cut at shutdown"),
             }
         });
@@ -70,14 +89,23 @@ impl Tunnels {
 }
 
 /// Copies bytes both ways between the upgraded client and backend connections until either
-/// side closes. The tunnel counts as in flight for `least_conn`, and holds no table reference,
-/// so a table swap never cuts it.
-async fn bridge<B, S>(client: OnUpgrade, backend: B, addr: SocketAddr, _in_flight: InFlight)
+/// side closes, or nothing has moved for the idle timeout. The tunnel counts as in flight for
+/// `least_conn`, keeps its client connection's slot, and holds no table reference, so a table
+/// swap never cuts it.
+async fn bridge<B, S, H>(tunnel: Tunnel<B, H>)
 where
     B: Future<Output = io::Result<S>>,
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let (client, mut backend) = match tokio::join!(client, backend) {
+    let Tunnel {
+        client,
+        backend,
+        addr,
+        in_flight: _in_flight,
+        hold: _hold,
+        idle_timeout,
+    } = tunnel;
+    let (client, backend) = match tokio::join!(client, backend) {
         (Ok(client), Ok(backend)) => (client, backend),
         (Err(e), _) => {
             tracing::debug!(backend = %addr, error = %e, "client upgrade did not complete");
@@ -88,9 +116,122 @@ where
             return;
         }
     };
-    let mut client = TokioIo::new(client);
-    match tokio::io::copy_bidirectional(&mut client, &mut backend).await {
-        Ok((up, down)) => tracing::debug!(backend = %addr, up, down, "tunnel closed"),
-        Err(e) => tracing::debug!(backend = %addr, error = %e, "tunnel failed"),
+    let moved = Moved::default();
+    let mut client = Watched::new(TokioIo::new(client), &moved);
+    let mut backend = Watched::new(backend, &moved);
+    let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);
+    let ended = match idle_timeout.is_zero() {
+        true => Some(copy.await),
+        false => until_idle(copy, &moved, idle_timeout).await,
+    };
+    match ended {
+        Some(Ok((up, down))) => tracing::debug!(backend = %addr, up, down, "tunnel closed"),
+        Some(Err(e)) => tracing::debug!(backend = %addr, error = %e, "tunnel failed"),
+        None => tracing::debug!(backend = %addr, ?idle_timeout, "idle tunnel closed"),
+    }
+}
+
+/// The outcome of `copy`, or `None` once no byte has moved for `timeout`. One sleep, moved to
+/// the last byte's time plus `timeout` whenever it fires early: nothing is done per byte but
+/// noting the time in [`Moved`].
+async fn until_idle<F: Future>(copy: F, moved: &Moved, timeout: Duration) -> Option<F::Output> {
+    let mut copy = std::pin::pin!(copy);
+    let mut sleep = std::pin::pin!(tokio::time::sleep(timeout));
+    loop {
+        tokio::select! {
+            ended = copy.as_mut() => return Some(ended),
+            () = sleep.as_mut() => {
+                let deadline = moved.last() + timeout;
+                if deadline <= Instant::now() {
+                    return None;
+                }
+                sleep.as_mut().reset(deadline.into());
+            }
+        }
+    }
+}
+
+/// When bytes last moved through a tunnel, in milliseconds since it opened.
+#[derive(Debug)]
+struct Moved {
+    opened: Instant,
+    last: AtomicU64,
+}
+
+impl Default for Moved {
+    fn default() -> Self {
+        Moved {
+            opened: Instant::now(),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Moved {
+    fn now(&self) {
+        let millis = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(millis, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
+}
+
+/// One side of a tunnel, noting in [`Moved`] each read that brought bytes (every byte that
+/// moves is read first).
+struct Watched<'a, S> {
+    inner: S,
+    moved: &'a Moved,
+}
+
+impl<'a, S> Watched<'a, S> {
+    fn new(inner: S, moved: &'a Moved) -> Self {
+        Watched { inner, moved }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<'_, S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.moved.now();
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

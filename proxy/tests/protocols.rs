@@ -3,10 +3,13 @@
 mod support;
 
 use dockhand_proxy::Proto;
+use std::time::Duration;
 use support::faulty::greeting_upgrade;
 use support::*;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test]
 async fn websocket_is_tunnelled() {
@@ -225,4 +228,67 @@ async fn read_until(stream: &mut TcpStream, end: &[u8]) -> String {
         seen.extend_from_slice(&buf[..n]);
     }
     String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// A tunnel through which nothing has moved for the tunnel idle timeout is closed; traffic
+/// either way keeps it open past it.
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_after_the_tunnel_idle_timeout() {
+    use futures_util::StreamExt;
+    let ws = backend("ws").websocket().start().await;
+    let proxy = proxy()
+        .config(|c| c.tunnel_idle_timeout = Duration::from_secs(1))
+        .start(table().vhost("ws.tld", vec![path("/", &[&ws])]).spec())
+        .await;
+    let mut socket = websocket(proxy.addr, "ws.tld").await;
+    let started = tokio::time::Instant::now();
+    for i in 0..8 {
+        assert_eq!(echo(&mut socket, &i.to_string()).await, i.to_string());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "outlived the timeout"
+    );
+    let end = tokio::time::timeout(DEADLINE, socket.next()).await;
+    match end.expect("the idle tunnel stayed open") {
+        None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {}
+        Some(Ok(other)) => panic!("unexpected frame {other:?}"),
+    }
+}
+
+/// An upgraded connection keeps its place under the connection limit, and in
+/// `dockhand_open_connections`, until its tunnel closes.
+#[tokio::test]
+async fn a_tunnel_keeps_its_connection_counted_until_it_closes() {
+    const OPEN: &str = "dockhand_open_connections{listener=\"http\"}";
+    let ws = backend("ws").websocket().start().await;
+    let web = backend("web").start().await;
+    let proxy = proxy()
+        .config(|c| c.max_connections = 1)
+        .start(
+            table()
+                .vhost("ws.tld", vec![path("/", &[&ws])])
+                .vhost("web.tld", vec![path("/", &[&web])])
+                .spec(),
+        )
+        .await;
+    let mut socket = websocket(proxy.addr, "ws.tld").await;
+    assert_eq!(echo(&mut socket, "hello").await, "hello");
+    assert_eq!(proxy.metric(OPEN), 1);
+    // The only slot is the tunnel's: a new client waits for it. (Before tunnels kept their
+    // slot, it was admitted at once and answered within the first of these round trips.)
+    let waiting = tokio::spawn(get(proxy.addr, "web.tld", "/"));
+    for i in 0..5 {
+        assert_eq!(echo(&mut socket, &i.to_string()).await, i.to_string());
+    }
+    assert!(
+        !waiting.is_finished(),
+        "admitted while the tunnel held the slot"
+    );
+    assert_eq!(proxy.metric(OPEN), 1);
+    drop(socket);
+    let reply = tokio::time::timeout(DEADLINE, waiting).await;
+    assert_eq!(reply.expect("never admitted").unwrap().status, 200);
+    assert_eventually!(proxy.metric(OPEN) == 0, "{} still open", proxy.metric(OPEN));
 }

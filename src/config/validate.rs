@@ -202,6 +202,8 @@ impl Args {
                 .duration("DOCKHAND_HEADER_READ_TIMEOUT", &self.header_read_timeout),
             keepalive_timeout: c.duration("DOCKHAND_KEEPALIVE_TIMEOUT", &self.keepalive_timeout),
             send_timeout: c.duration("DOCKHAND_SEND_TIMEOUT", &self.send_timeout),
+            tunnel_idle_timeout: c
+                .duration("DOCKHAND_TUNNEL_IDLE_TIMEOUT", &self.tunnel_idle_timeout),
             lingering_time: c.duration("DOCKHAND_LINGERING_TIME", &self.lingering_time),
             lingering_timeout: c.duration("DOCKHAND_LINGERING_TIMEOUT", &self.lingering_timeout),
             body_read_timeout: c.duration("DOCKHAND_BODY_READ_TIMEOUT", &self.body_read_timeout),

@@ -160,6 +160,8 @@ pub(crate) struct ConnState {
     since: AtomicU64,
     /// [`Signal`] from the registry.
     signal: AtomicU8,
+    /// Tunnels upgraded out of this connection and still open ([`TunnelHold`]).
+    tunnels: AtomicUsize,
     /// The guard's task, woken on a signal.
     waker: AtomicWaker,
 }
@@ -212,6 +214,26 @@ impl ConnState {
         })
     }
 
+    /// A tunnel is upgraded out of this connection: the connection's task, and so its slot
+    /// under the connection limit, lasts until every [`TunnelHold`] is dropped
+    /// ([`ConnState::tunnels_closed`]).
+    pub(crate) fn tunnel_opened(self: &Arc<Self>) -> TunnelHold {
+        self.tunnels.fetch_add(1, Ordering::Relaxed);
+        TunnelHold(self.clone())
+    }
+
+    /// Completes once no tunnel upgraded out of this connection is open.
+    pub(crate) fn tunnels_closed(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|cx| {
+            self.waker.register(cx.waker());
+            if self.tunnels.load(Ordering::Acquire) == 0 {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+    }
+
     fn signal(&self) -> Signal {
         match self.signal.load(Ordering::Relaxed) {
             0 => Signal::None,
@@ -237,6 +259,18 @@ impl Drop for ActiveRequest {
         // Wakes the guard only if it sleeps on a signal; it is normally polled right after
         // (the body ends inside the connection's task for HTTP/1; HTTP/2 streams wake it to
         // send their last frame).
+    }
+}
+
+/// Keeps the connection a tunnel was upgraded out of counted as open (its slot under the
+/// connection limit, `dockhand_open_connections`) while the tunnel lives.
+#[derive(Debug)]
+pub(crate) struct TunnelHold(Arc<ConnState>);
+
+impl Drop for TunnelHold {
+    fn drop(&mut self) {
+        self.0.tunnels.fetch_sub(1, Ordering::Release);
+        self.0.waker.wake();
     }
 }
 

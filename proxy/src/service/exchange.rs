@@ -17,12 +17,13 @@ use tokio::time::{Instant, Sleep};
 use super::order::Order;
 use super::response::client_response;
 use super::routing::Plan;
-use super::{Answer, Shared};
+use super::{Answer, Conn, Shared};
+use crate::conn::ConnState;
 use crate::error::ErrorKind;
 use crate::metrics::{RetryReason, VhostMetrics};
 use crate::spec::Proto;
 use crate::table::{InFlight, Route, Target};
-use crate::tunnel::Tunnels;
+use crate::tunnel::Tunnel;
 use crate::upstream::{Lease, Pending, Reclaim, SendError, Upload, Upstream, UpstreamBody};
 
 /// Sends the request to the plan's candidates until one answers with a response head.
@@ -41,7 +42,7 @@ use crate::upstream::{Lease, Pending, Reclaim, SendError, Upload, Upstream, Upst
 pub(super) async fn send(
     shared: &Shared,
     upstream: &Upstream,
-    tunnels: &Tunnels,
+    conn: &Conn,
     plan: Plan,
     parts: Parts,
     body: Incoming,
@@ -96,7 +97,12 @@ pub(super) async fn send(
             Some(Ok((response, lease))) => {
                 target.state.connected();
                 let upgrade = upgrade.take();
-                return answer(tunnels, response, lease, target.addr, in_flight, upgrade);
+                let upgraded = Upgrade {
+                    conn,
+                    client: upgrade,
+                    idle_timeout: shared.config.tunnel_idle_timeout,
+                };
+                return answer(upgraded, response, lease, target.addr, in_flight);
             }
             Some(Err(err)) => err,
             None => return timed_out(&reclaim, &metrics),
@@ -268,14 +274,21 @@ fn upstream_uri(proto: Proto, target: &Target, path_and_query: &uri::PathAndQuer
     Uri::from_parts(parts).ok()
 }
 
+/// What bridging a `101` needs: the client connection, its side of the switch (when it asked
+/// for one) and the tunnel's idle timeout.
+struct Upgrade<'a> {
+    conn: &'a Conn,
+    client: Option<OnUpgrade>,
+    idle_timeout: Duration,
+}
+
 /// Accepts a backend response; a `101` is bridged to the client when the client asked for it.
 fn answer(
-    tunnels: &Tunnels,
+    upgrade: Upgrade<'_>,
     response: Response<Incoming>,
     lease: Option<Lease>,
     addr: SocketAddr,
     in_flight: InFlight,
-    client: Option<OnUpgrade>,
 ) -> Answer {
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Answer::Upstream {
@@ -285,12 +298,20 @@ fn answer(
             in_flight: Some(in_flight),
         };
     }
-    let (Some(client), Some(lease)) = (client, lease) else {
+    let (Some(client), Some(lease)) = (upgrade.client, lease) else {
         // Not asked for, or over h2c (where no 101 exists).
         tracing::warn!(backend = %addr, "backend switched protocols without being asked");
         return Answer::Error(ErrorKind::UpstreamReset);
     };
-    tunnels.open(client, lease.upgraded(), addr, in_flight);
+    let conn = upgrade.conn;
+    conn.tunnels.open(Tunnel {
+        client,
+        backend: lease.upgraded(),
+        addr,
+        in_flight,
+        hold: conn.state.as_ref().map(ConnState::tunnel_opened),
+        idle_timeout: upgrade.idle_timeout,
+    });
     Answer::Upstream {
         response: client_response(response),
         lease: None,

@@ -385,15 +385,8 @@ impl ProxyService {
         {
             return (Answer::Challenge(realm), metrics, hsts);
         }
-        let answer = exchange::send(
-            &self.shared,
-            &self.upstream,
-            &self.conn.tunnels,
-            plan,
-            parts,
-            body,
-        )
-        .await;
+        let answer =
+            exchange::send(&self.shared, &self.upstream, &self.conn, plan, parts, body).await;
         (answer, metrics, hsts)
     }
 
