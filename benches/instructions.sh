@@ -34,6 +34,17 @@ if [ "$tls" = 1 ]; then
   url=https://127.0.0.1:18901/
 fi
 load() { wrk -t1 -c "$conns" -d "$1" -H 'Host: bench.local' "$url"; }
+# Sums callgrind_annotate's per-function self costs (stdin) by crate: the first path segment
+# of the function's name (of the type's, for `<T as Trait>::f`), or the symbol (memcpy, malloc).
+by_crate() {
+  awk -v requests="$1" '
+    /^ *[0-9,]+ \( *[0-9.]+%\)  / && !/PROGRAM TOTALS/ {
+      n = $1; gsub(",", "", n)
+      fn = substr($0, index($0, ":") + 1); sub(/ \[.*/, "", fn); sub(/^<+/, "", fn)
+      split(fn, part, "::"); total[part[1]] += n
+    }
+    END { for (c in total) printf "%7.0f  %s\n", total[c] / requests, c }' | sort -rn
+}
 for exe in "$@"; do
   out="benches/out/callgrind-$(basename "$exe")-$(date +%Y%m%d-%H%M%S)"
   DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
@@ -55,4 +66,9 @@ for exe in "$@"; do
     total=$(( total + ${n:-0} ))
   done
   echo "$(basename "$exe"): $requests requests, $total instructions, $(( total / requests )) per request ($out.*)"
+  # Self cost per request by the crate of the function it was counted in (after inlining, so
+  # code inlined into a caller counts as the caller's crate): where the instructions go.
+  for f in "$out".*; do callgrind_annotate --auto=no --threshold=100 "$f" 2>/dev/null; done \
+    | by_crate "$requests" | sed -n '1,12s/^/    /p'
+
 done

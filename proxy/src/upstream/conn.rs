@@ -135,9 +135,17 @@ impl Conn {
         &mut self,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, Failed> {
-        self.state = match std::mem::replace(&mut self.state, State::Gone) {
-            State::Parked { stream, .. } => match live(stream, self.preserve_case).await {
-                Ok(state) => state,
+        if let State::Parked { .. } = self.state {
+            let State::Parked { stream, .. } = std::mem::replace(&mut self.state, State::Gone)
+            else {
+                // Matched just above.
+                return Err(Failed {
+                    error: None,
+                    unsent: Some(req),
+                });
+            };
+            match live(stream, self.preserve_case).await {
+                Ok(state) => self.state = state,
                 Err(error) => {
                     let unsent = Some(req);
                     return Err(Failed {
@@ -145,9 +153,8 @@ impl Conn {
                         unsent,
                     });
                 }
-            },
-            state => state,
-        };
+            }
+        }
         let State::Live { send, .. } = &mut self.state else {
             // The pool hands out live or parked connections only.
             return Err(Failed {
@@ -223,12 +230,12 @@ impl Conn {
     /// `gauge` counts it while parked. Returns whether it can still be reused (a connection with
     /// bytes the backend sent unasked cannot).
     pub(crate) fn park(&mut self, gauge: &IntGauge) -> bool {
-        let driver = match std::mem::replace(&mut self.state, State::Gone) {
-            State::Live { send, driver } if send.is_ready() => driver,
-            state => {
-                self.state = state;
-                return self.is_idle();
-            }
+        if !matches!(&self.state, State::Live { send, .. } if send.is_ready()) {
+            return self.is_idle();
+        }
+        let State::Live { driver, .. } = std::mem::replace(&mut self.state, State::Gone) else {
+            // Matched just above.
+            return false;
         };
         let parts = driver.into_parts();
         if !parts.read_buf.is_empty() {
