@@ -160,7 +160,8 @@ pub(crate) struct ConnState {
     since: AtomicU64,
     /// [`Signal`] from the registry.
     signal: AtomicU8,
-    /// Tunnels upgraded out of this connection and still open ([`TunnelHold`]).
+    /// Tunnels upgraded out of this connection and still open ([`TunnelHold`]; the one field
+    /// other tasks write, hence acquire and release).
     tunnels: AtomicUsize,
     /// The guard's task, woken on a signal.
     waker: AtomicWaker,

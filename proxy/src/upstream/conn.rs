@@ -11,7 +11,7 @@
 //! its read and write buffers, is freed and only the stream is kept, until a request takes the
 //! connection again and a new hyper connection is made over the same stream (no I/O: hyper's
 //! client handshake only sets up its state). An idle pooled connection cost 38 KiB of RSS
-//! before (benches/results/RESULTS.md, 2026-12-06 04:40), which a burst of requests multiplies
+//! before (benches/results/RESULTS.md, 2026-12-06 04:30), which a burst of requests multiplies
 //! by the connections it opened.
 
 use std::future::Future;
