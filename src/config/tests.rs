@@ -30,6 +30,26 @@ fn flag_defaults_are_the_library_defaults() {
 }
 
 #[test]
+fn tunnel_idle_timeout_is_a_duration_and_zero_turns_it_off() {
+    assert_eq!(
+        args(&[])
+            .validate()
+            .expect("valid")
+            .proxy
+            .tunnel_idle_timeout,
+        Duration::from_secs(3600)
+    );
+    let config = args(&["--tunnel-idle-timeout", "0"])
+        .validate()
+        .expect("valid");
+    assert_eq!(config.proxy.tunnel_idle_timeout, Duration::ZERO);
+    let errors = args(&["--tunnel-idle-timeout", "forever"])
+        .validate()
+        .expect_err("invalid");
+    assert_eq!(errors[0].name, "DOCKHAND_TUNNEL_IDLE_TIMEOUT");
+}
+
+#[test]
 fn h2_control_frame_limits_are_set_by_flags() {
     let config = args(&[
         "--h2-max-control-frames",
