@@ -31,11 +31,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::server::TlsStream;
 
 use crate::config::ProxyConfig;
-use crate::conn::{
-    AutoConn, Builders, Connections, Counted, Guarded, GuardedIo, Timeouts, Traffic,
-};
+use crate::conn::{AutoConn, Builders, Connections, Guarded, GuardedIo, Timeouts, Traffic};
 use crate::flood::{FloodGuard, FloodLimits};
-use crate::metrics::ListenerMetrics;
+use crate::metrics::{Counted, ListenerMetrics};
 use crate::service::{ClientVerify, ConnInfo, Proxy};
 use crate::tls::{ServerConfigs, TlsHandshake, TlsMetrics};
 use crate::tunnel::Tunnels;

@@ -24,6 +24,22 @@ const BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Counts something in a gauge while it lives, however it ends (a connection open or parked).
+pub(crate) struct Counted(IntGauge);
+
+impl Counted {
+    pub(crate) fn new(gauge: &IntGauge) -> Counted {
+        gauge.inc();
+        Counted(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
 /// The data plane's metric families (cheap to clone).
 ///
 /// `dockhand_requests_total{vhost,class,method}`, `dockhand_request_duration_seconds{vhost}`,

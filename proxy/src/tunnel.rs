@@ -10,14 +10,13 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::io::InspectReader;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -116,9 +115,15 @@ where
             return;
         }
     };
+    // Every byte that moves is read first: noting reads that brought bytes is enough.
     let moved = Moved::default();
-    let mut client = Watched::new(TokioIo::new(client), &moved);
-    let mut backend = Watched::new(backend, &moved);
+    let note = |read: &[u8]| {
+        if !read.is_empty() {
+            moved.now();
+        }
+    };
+    let mut client = InspectReader::new(TokioIo::new(client), note);
+    let mut backend = InspectReader::new(backend, note);
     let copy = tokio::io::copy_bidirectional(&mut client, &mut backend);
     let ended = match idle_timeout.is_zero() {
         true => Some(copy.await),
@@ -175,63 +180,5 @@ impl Moved {
 
     fn last(&self) -> Instant {
         self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed))
-    }
-}
-
-/// One side of a tunnel, noting in [`Moved`] each read that brought bytes (every byte that
-/// moves is read first).
-struct Watched<'a, S> {
-    inner: S,
-    moved: &'a Moved,
-}
-
-impl<'a, S> Watched<'a, S> {
-    fn new(inner: S, moved: &'a Moved) -> Self {
-        Watched { inner, moved }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Watched<'_, S> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.moved.now();
-        }
-        polled
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -16,8 +16,8 @@ use tokio::net::TcpStream;
 use support::faulty::closing_idle;
 use support::*;
 
-#[tokio::test]
-async fn sequential_requests_share_one_backend_connection() {
+/// A plain backend at `web.tld` and a TLS one at `s.tld`, behind a proxy.
+async fn plain_and_tls() -> (Backend, Backend, TestProxy) {
     let web = backend("web").start().await;
     let secure = backend("secure").https().start().await;
     let proxy = proxy()
@@ -28,6 +28,12 @@ async fn sequential_requests_share_one_backend_connection() {
                 .spec(),
         )
         .await;
+    (web, secure, proxy)
+}
+
+#[tokio::test]
+async fn sequential_requests_share_one_backend_connection() {
+    let (web, secure, proxy) = plain_and_tls().await;
     for _ in 0..20 {
         assert_eq!(get(proxy.addr, "web.tld", "/").await.status, 200);
         assert_eq!(get(proxy.addr, "s.tld", "/").await.status, 200);
@@ -165,16 +171,7 @@ const PARKED: &str = "dockhand_upstream_parked_connections";
 /// the stream kept); the next request makes a new hyper connection over the same stream.
 #[tokio::test]
 async fn an_idle_pooled_connection_is_parked_then_reused() {
-    let web = backend("web").start().await;
-    let secure = backend("secure").https().start().await;
-    let proxy = proxy()
-        .start(
-            table()
-                .vhost("web.tld", vec![path("/", &[&web])])
-                .vhost("s.tld", vec![path("/", &[&secure]).proto(Proto::Https)])
-                .spec(),
-        )
-        .await;
+    let (web, secure, proxy) = plain_and_tls().await;
     assert_eq!(get(proxy.addr, "web.tld", "/").await.status, 200);
     assert_eq!(get(proxy.addr, "s.tld", "/").await.status, 200);
     assert_eventually!(

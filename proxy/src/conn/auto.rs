@@ -26,7 +26,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::guard::GracefulConn;
-use super::{ConnState, Counted};
+use super::ConnState;
+use crate::metrics::Counted;
 use crate::rewind::Rewind;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

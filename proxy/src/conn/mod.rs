@@ -78,22 +78,6 @@ impl Timeouts {
     }
 }
 
-/// Counts a connection in a gauge while it lives (its task may end by any path).
-pub(crate) struct Counted(prometheus::IntGauge);
-
-impl Counted {
-    pub(crate) fn new(gauge: &prometheus::IntGauge) -> Counted {
-        gauge.inc();
-        Counted(gauge.clone())
-    }
-}
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
-}
-
 /// What a connection is doing, as last seen by its guard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -205,12 +189,20 @@ impl ConnState {
     /// Completes once the registry asks the connection to end (an eviction or a drain), for
     /// the phases before hyper serves it (a TLS handshake).
     pub(crate) fn signalled(&self) -> impl std::future::Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| {
+        self.until(|state| state.signal() != Signal::None)
+    }
+
+    /// Completes once `done` holds, looking again whenever the connection's waker is woken.
+    fn until<'a>(
+        &'a self,
+        done: impl Fn(&ConnState) -> bool + 'a,
+    ) -> impl std::future::Future<Output = ()> + 'a {
+        std::future::poll_fn(move |cx| {
             self.waker.register(cx.waker());
-            if self.signal() == Signal::None {
-                std::task::Poll::Pending
-            } else {
+            if done(self) {
                 std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
             }
         })
     }
@@ -225,14 +217,7 @@ impl ConnState {
 
     /// Completes once no tunnel upgraded out of this connection is open.
     pub(crate) fn tunnels_closed(&self) -> impl std::future::Future<Output = ()> + '_ {
-        std::future::poll_fn(|cx| {
-            self.waker.register(cx.waker());
-            if self.tunnels.load(Ordering::Acquire) == 0 {
-                std::task::Poll::Ready(())
-            } else {
-                std::task::Poll::Pending
-            }
-        })
+        self.until(|state| state.tunnels.load(Ordering::Acquire) == 0)
     }
 
     fn signal(&self) -> Signal {

@@ -34,6 +34,7 @@ use tokio_rustls::TlsConnector;
 use tokio_util::either::Either;
 
 use super::request::UpstreamBody;
+use crate::metrics::Counted;
 use crate::rewind::Rewind;
 
 /// Where a connection goes: the backend's address, and whether it speaks TLS.
@@ -66,29 +67,14 @@ enum State {
         send: SendRequest<UpstreamBody>,
         driver: Driver,
     },
-    /// Only the stream, while idle in the pool.
-    Parked { stream: Stream, _mark: Mark },
+    /// Only the stream, while idle in the pool (counted in
+    /// `dockhand_upstream_parked_connections`).
+    Parked { stream: Stream, _counted: Counted },
     /// The connection future completed: the connection closed, or (after a `101`) it is the
     /// stream of the protocol the backend switched to. Never polled again.
     Ended(Driver),
     /// Failed or given away.
     Gone,
-}
-
-/// Counts a parked connection in `dockhand_upstream_parked_connections` while it lives.
-struct Mark(IntGauge);
-
-impl Mark {
-    fn new(gauge: &IntGauge) -> Mark {
-        gauge.inc();
-        Mark(gauge.clone())
-    }
-}
-
-impl Drop for Mark {
-    fn drop(&mut self) {
-        self.0.dec();
-    }
 }
 
 /// Why an exchange failed, and the request when it never left (so it can go elsewhere).
@@ -243,7 +229,7 @@ impl Conn {
         }
         self.state = State::Parked {
             stream: parts.io.into_inner(),
-            _mark: Mark::new(gauge),
+            _counted: Counted::new(gauge),
         };
         true
     }
