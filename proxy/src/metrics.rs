@@ -10,8 +10,6 @@ use prometheus::{
     HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-use crate::upstream::Opened;
-
 mod vhost;
 
 pub(crate) use vhost::{RetryReason, VhostMetrics};
@@ -23,6 +21,25 @@ pub const UNKNOWN_VHOST: &str = "_unknown";
 const BUCKETS: [f64; 15] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
+
+/// Handles of `dockhand_upstream_connections_opened_total`, one per protocol.
+#[derive(Clone, Debug)]
+pub(crate) struct Opened {
+    pub(crate) http: IntCounter,
+    pub(crate) https: IntCounter,
+    pub(crate) h2c: IntCounter,
+}
+
+impl Opened {
+    /// The counter of HTTP/1.1 connections, plain or over TLS.
+    pub(crate) fn http1(&self, tls: bool) -> &IntCounter {
+        if tls {
+            &self.https
+        } else {
+            &self.http
+        }
+    }
+}
 
 /// Counts something in a gauge while it lives, however it ends (a connection open or parked).
 pub(crate) struct Counted(IntGauge);

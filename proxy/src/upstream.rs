@@ -35,9 +35,9 @@ use self::conn::{Conn, Failed, Key};
 use self::counted::Counted;
 use self::pool::Pool;
 use crate::error::ErrorKind;
+use crate::metrics::Opened;
 use crate::spec::{Keepalive, Proto};
 
-pub(crate) use self::counted::Opened;
 pub(crate) use self::request::{Pending, Reclaim, Upload, UpstreamBody};
 
 /// Pool settings shared by every upstream client.

@@ -11,25 +11,6 @@ use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
 use prometheus::IntCounter;
 
-/// Handles of `dockhand_upstream_connections_opened_total`, one per protocol.
-#[derive(Clone, Debug)]
-pub(crate) struct Opened {
-    pub(crate) http: IntCounter,
-    pub(crate) https: IntCounter,
-    pub(crate) h2c: IntCounter,
-}
-
-impl Opened {
-    /// The counter of HTTP/1.1 connections, plain or over TLS.
-    pub(crate) fn http1(&self, tls: bool) -> &IntCounter {
-        if tls {
-            &self.https
-        } else {
-            &self.http
-        }
-    }
-}
-
 /// hyper-util's connector, counting each connection it establishes (h2c clients).
 #[derive(Clone)]
 pub(crate) struct Counted {
