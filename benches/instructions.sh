@@ -2,7 +2,7 @@
 # User-space instructions per proxied request, counted by callgrind: a figure that does not move
 # with the VM's speed, for A/B of code changes on a noisy machine.
 #
-#   CONNS=1 SECS=5 TLS=0 benches/instructions.sh [dockhand-executable...]   (default: the release build)
+#   CONNS=1 SECS=5 TLS=0 PEERS=0 benches/instructions.sh [dockhand-executable...]   (default: the release build)
 #
 # Each executable runs under `valgrind --tool=callgrind` with instrumentation off, routes the
 # bench backend container by discovery, gets 3 s of warm-up load (pools filled), then counts
@@ -10,9 +10,12 @@
 # Prints instructions per request, and keeps the callgrind files in benches/out/ for
 # `callgrind_annotate`. With 1 connection every request goes alone through the event loop, so
 # repeated runs agree to a few tenths of a percent; with more, batching varies a little.
+# PEERS=1 (plain HTTP only) also counts nginx (one worker, no master) and HAProxy (one thread) in
+# front of the same backend, set up as load.sh and pinned.sh set them (nginx-proxy's headers,
+# upstream keep-alive), for the target the data plane is compared against.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-conns=${CONNS:-1}; secs=${SECS:-5}; tls=${TLS:-0}
+conns=${CONNS:-1}; secs=${SECS:-5}; tls=${TLS:-0}; peers=${PEERS:-0}
 work=$(mktemp -d); name=dockhand-instr-$$; pid=
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; docker rm -f "$name" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -21,6 +24,7 @@ source benches/common.sh
 need wrk wrk
 need valgrind valgrind
 need openssl openssl
+if [ "$peers" = 1 ]; then need nginx nginx-light; need haproxy haproxy; need curl curl; fi
 build_release_and_backend_image
 [ $# -gt 0 ] || set -- "$bin/dockhand"
 mkdir -p benches/out
@@ -33,7 +37,7 @@ if [ "$tls" = 1 ]; then
     -keyout "$work/default.key" -out "$work/default.crt" 2>/dev/null
   url=https://127.0.0.1:18901/
 fi
-load() { wrk -t1 -c "$conns" -d "$1" -H 'Host: bench.local' "$url"; }
+load() { wrk -t1 -c "$conns" -d "$1" -H 'Host: bench.local' "${2:-$url}"; }
 # Sums callgrind_annotate's per-function self costs (stdin) by crate: the first path segment
 # of the function's name (of the type's, for `<T as Trait>::f`), or the symbol (memcpy, malloc).
 by_crate() {
@@ -44,6 +48,15 @@ by_crate() {
       split(fn, part, "::"); total[part[1]] += n
     }
     END { for (c in total) printf "%7.0f  %s\n", total[c] / requests, c }' | sort -rn
+}
+# Instructions of all the callgrind files "$1".* (one per thread that ran instrumented code).
+instructions() {
+  local total=0 f n
+  for f in "$1".*; do
+    n=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+    total=$(( total + ${n:-0} ))
+  done
+  echo "$total"
 }
 for exe in "$@"; do
   out="benches/out/callgrind-$(basename "$exe")-$(date +%Y%m%d-%H%M%S)"
@@ -59,16 +72,54 @@ for exe in "$@"; do
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
   requests=$(awk '/requests in/ { print $1 }' "$work/wrk.txt")
-  # One file per thread that ran instrumented code; the data plane's worker has nearly all.
-  total=0
-  for f in "$out".*; do
-    n=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-    total=$(( total + ${n:-0} ))
-  done
+  total=$(instructions "$out")
   echo "$(basename "$exe"): $requests requests, $total instructions, $(( total / requests )) per request ($out.*)"
   # Self cost per request by the crate of the function it was counted in (after inlining, so
   # code inlined into a caller counts as the caller's crate): where the instructions go.
   for f in "$out".*; do callgrind_annotate --auto=no --threshold=100 "$f" 2>/dev/null; done \
     | by_crate "$requests" | sed -n '1,12s/^/    /p'
 
+done
+[ "$peers" = 1 ] || exit 0
+# The peers, each as one process with one worker, nothing logged per request.
+ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$name")
+cat > "$work/nginx.conf" <<NGINX
+daemon off; master_process off; worker_processes 1; pid $work/nginx.pid; error_log $work/nginx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+$(nginx_proxy_settings)
+  keepalive_requests 1000000000;
+  upstream backend { server $ip:80; keepalive 1024; keepalive_requests 1000000000; }
+  server { listen 127.0.0.1:18910; location / { proxy_pass http://backend; } }
+}
+NGINX
+cat > "$work/haproxy.cfg" <<HAPROXY
+global
+  nbthread 1
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend bench
+  bind 127.0.0.1:18911
+  option forwardfor
+$(haproxy_proxy_to "$ip:80")
+HAPROXY
+for peer in "nginx 18910 nginx -c $work/nginx.conf" "haproxy 18911 haproxy -db -f $work/haproxy.cfg"; do
+  read -r label port cmd <<< "$peer"
+  out="benches/out/callgrind-$label-$(date +%Y%m%d-%H%M%S)"
+  # shellcheck disable=SC2086 # the command line is split on purpose
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out.%p" $cmd >"$work/$label.log" 2>&1 &
+  pid=$!
+  wait_routed "http://127.0.0.1:$port/" 300 0.2
+  load 3s "http://127.0.0.1:$port/" >/dev/null
+  callgrind_control -i on "$pid" >/dev/null 2>&1
+  load "${secs}s" "http://127.0.0.1:$port/" >"$work/wrk.txt"
+  callgrind_control -d "$pid" >/dev/null 2>&1
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
+  requests=$(awk '/requests in/ { print $1 }' "$work/wrk.txt")
+  total=$(instructions "$out")
+  echo "$label: $requests requests, $total instructions, $(( total / requests )) per request ($out.*)"
 done

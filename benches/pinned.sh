@@ -32,7 +32,7 @@
 # every process of the proxy (/proc/<pid>/stat), of the backend, and of wrk, the proxy's RSS
 # half a second before the run ends, and (nginx backend) how many connections the backend
 # accepted: near 0 once the proxy's upstream pool is warm, unless the proxy churns connections.
-# Reports medians over the rounds: req/s, p50 and p99 (wrk --latency), proxy CPU µs per request, how busy the proxy's CPUs were (100% = all k saturated),
+# Reports medians over the rounds: req/s, p50 and p99 (wrk --latency), proxy CPU µs per request (and its user-space part), how busy the proxy's CPUs were (100% = all k saturated),
 # RSS, how busy the backend's and wrk's CPUs were (near 100% there means they, not the proxy,
 # were the limit), and dockhand's ratios to nginx and HAProxy. A run with socket errors or
 # non-2xx answers is flagged and makes the script exit 1 at the end.
@@ -191,13 +191,16 @@ whoami_root=0; [ "${EUID:-$(id -u 2>/dev/null || echo 1)}" = 0 ] && whoami_root=
 
 # ---- /proc readings (pure bash) ----------------------------------------------------------------
 # Summed utime + stime, in clock ticks (USER_HZ, 100 on x86-64), of the given processes (whole
-# thread groups).
-ticks() {
-  local total=0 p line f
+# thread groups); `user_ticks`: utime alone, the time spent outside the kernel.
+ticks() { stat_ticks 1 "$@"; }
+user_ticks() { stat_ticks 0 "$@"; }
+stat_ticks() {
+  local with_kernel=$1 total=0 p line f
+  shift
   for p in "$@"; do
     read -r line 2>/dev/null < "/proc/$p/stat" || continue
     read -ra f <<< "${line##*) }"
-    total=$(( total + f[11] + f[12] ))
+    total=$(( total + f[11] + with_kernel * f[12] ))
   done
   echo "$total"
 }
@@ -437,7 +440,7 @@ run_wrk() {  # target proto conns secs
   if [ "$target" = direct ]; then pp=(); else read -ra pp <<< "${procs[$target]}"; fi
   local p0 b0 w0=0 w1=0 t0 t1 tw0 tw1 wpid
   local a0=0; [ "$backend_kind" = nginx ] && a0=$(backend_accepts)
-  p0=$(ticks "${pp[@]}"); b0=$(ticks "${bp[@]}"); t0=$(now_us)
+  p0=$(ticks "${pp[@]}"); u0=$(user_ticks "${pp[@]}"); b0=$(ticks "${bp[@]}"); t0=$(now_us)
   pin "$wrk_cpus" wrk -t "$wrk_n" -c "$conns" -d "${s}s" --latency -s "$work/resolve.lua" \
     "$(url_of "$target" "$proto")" > "$work/wrk.txt" 2>&1 &
   wpid=$!; wrk_pid=$wpid
@@ -449,6 +452,7 @@ run_wrk() {  # target proto conns secs
   wrk_pid=""
   t1=$(now_us)
   R_cpu=$(( $(ticks "${pp[@]}") - p0 ))
+  R_ucpu=$(( $(user_ticks "${pp[@]}") - u0 ))
   local bcpu=$(( $(ticks "${bp[@]}") - b0 ))
   R_bconns=-1   # unknown (echo backend)
   [ "$backend_kind" = nginx ] && R_bconns=$(( $(backend_accepts) - a0 - 1 ))   # less the reading itself
@@ -489,20 +493,22 @@ logs=$outdir/pinned-$stamp-logs
 errors=0
 declare -A M      # "k|proto|conns|target|metric" → values over the rounds
 declare -A notes  # k → layout description
-printf 'k\tround\tproto\tconns\ttarget\trps\trequests\tp50_ns\tp99_ns\tproxy_ticks\tproxy_busy_pct\trss_kib\tbackend_busy_pct\twrk_busy_pct\tbackend_conns\terrors\n' > "$tsv"
+printf 'k\tround\tproto\tconns\ttarget\trps\trequests\tp50_ns\tp99_ns\tproxy_ticks\tproxy_user_ticks\tproxy_busy_pct\trss_kib\tbackend_busy_pct\twrk_busy_pct\tbackend_conns\terrors\n' > "$tsv"
 started_at=$(now_us)
 read -r load_before _ < /proc/loadavg
 record() {  # k round proto conns target
-  local key="$1|$3|$4|$5" cpu_cus=0
+  local key="$1|$3|$4|$5" cpu_cus=0 user_cus=0
   ((R_req > 0)) && cpu_cus=$(( R_cpu * 10000 * 100 / R_req ))   # centi-µs per request
+  ((R_req > 0)) && user_cus=$(( R_ucpu * 10000 * 100 / R_req ))
   M[$key|rps]+=" $R_rps"; M[$key|p50]+=" $R_p50"; M[$key|p99]+=" $R_p99"; M[$key|cpu]+=" $cpu_cus"
+  M[$key|user]+=" $user_cus"
   M[$key|busy]+=" $R_busy"; M[$key|rss]+=" $R_rss"; M[$key|bbusy]+=" $R_bbusy"; M[$key|wbusy]+=" $R_wbusy"
   M[$key|err]+=" $R_err"; M[$key|bconns]+=" $R_bconns"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" \
-    "$R_rps" "$R_req" "$R_p50" "$R_p99" "$R_cpu" "$R_busy" "$R_rss" "$R_bbusy" "$R_wbusy" "$R_bconns" "$R_err" >> "$tsv"
-  printf '  k=%s round %s %-5s %4s conns %-8s %8s req/s  p50 %s ms  p99 %s ms  cpu %s µs/req  busy %s%%  rss %s MiB  backend %s%%  wrk %s%%  backend conns %s%s\n' \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" \
+    "$R_rps" "$R_req" "$R_p50" "$R_p99" "$R_cpu" "$R_ucpu" "$R_busy" "$R_rss" "$R_bbusy" "$R_wbusy" "$R_bconns" "$R_err" >> "$tsv"
+  printf '  k=%s round %s %-5s %4s conns %-8s %8s req/s  p50 %s ms  p99 %s ms  cpu %s µs/req (user %s)  busy %s%%  rss %s MiB  backend %s%%  wrk %s%%  backend conns %s%s\n' \
     "$1" "$2" "$3" "$4" "$5" "$R_rps" "$(fdiv "$R_p50" 1000000 3)" "$(fdiv "$R_p99" 1000000 3)" \
-    "$(fdiv "$cpu_cus" 100 1)" "$R_busy" "$(fdiv "$R_rss" 1024 1)" "$R_bbusy" "$R_wbusy" "$(dash "$R_bconns")" \
+    "$(fdiv "$cpu_cus" 100 1)" "$(fdiv "$user_cus" 100 1)" "$R_busy" "$(fdiv "$R_rss" 1024 1)" "$R_bbusy" "$R_wbusy" "$(dash "$R_bconns")" \
     "$( ((R_err == 0)) || echo "  ERRORS $R_err")" >&2
 }
 
@@ -543,8 +549,8 @@ ratio() { local d=$1 o=$2; ((o > 0)) && fdiv "$d" "$o" 2 || echo "—"; }
 
 table() {
   local proto=$1 k conns t key rps ratio_line
-  echo "| proxy cores | conns | proxy | req/s | p50 ms | p99 ms | proxy CPU µs/req | proxy CPUs busy | RSS MiB | backend busy | wrk busy | backend conns | errors |"
-  echo "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| proxy cores | conns | proxy | req/s | p50 ms | p99 ms | proxy CPU µs/req | of which user | proxy CPUs busy | RSS MiB | backend busy | wrk busy | backend conns | errors |"
+  echo "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for k in "${ks[@]}"; do
     for conns in $conns_list; do
       for t in direct "${proxies[@]}"; do
@@ -552,30 +558,32 @@ table() {
         [ -n "${M[$key|rps]:-}" ] || continue
         local errs=0 e; for e in ${M[$key|err]}; do errs=$((errs + e)); done
         if [ "$t" = direct ]; then
-          printf '| %s | %s | %s | %s | %s | %s | — | — | — | %s%% | %s%% | %s | %s |\n' "$k" "$conns" "(direct to backend)" \
+          printf '| %s | %s | %s | %s | %s | %s | — | — | — | — | %s%% | %s%% | %s | %s |\n' "$k" "$conns" "(direct to backend)" \
             "$(thousands "$(med "$key" rps)")" "$(fdiv "$(med "$key" p50)" 1000000 3)" "$(fdiv "$(med "$key" p99)" 1000000 3)" \
             "$(med "$key" bbusy)" "$(med "$key" wbusy)" "$(dash "$(med "$key" bconns)")" "$errs"
         else
-          printf '| %s | %s | %s | %s | %s | %s | %s | %s%% | %s | %s%% | %s%% | %s | %s |\n' "$k" "$conns" "$t" \
+          printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s%% | %s | %s%% | %s%% | %s | %s |\n' "$k" "$conns" "$t" \
             "$(thousands "$(med "$key" rps)")" "$(fdiv "$(med "$key" p50)" 1000000 3)" "$(fdiv "$(med "$key" p99)" 1000000 3)" \
-            "$(fdiv "$(med "$key" cpu)" 100 1)" "$(med "$key" busy)" "$(fdiv "$(med "$key" rss)" 1024 1)" \
+            "$(fdiv "$(med "$key" cpu)" 100 1)" "$(fdiv "$(med "$key" user)" 100 1)" "$(med "$key" busy)" "$(fdiv "$(med "$key" rss)" 1024 1)" \
             "$(med "$key" bbusy)" "$(med "$key" wbusy)" "$(dash "$(med "$key" bconns)")" "$errs"
         fi
       done
     done
   done
   echo
-  echo "| proxy cores | conns | req/s dockhand ÷ nginx | ÷ HAProxy | CPU/req dockhand ÷ nginx | ÷ HAProxy |"
-  echo "|---:|---:|---:|---:|---:|---:|"
+  echo "| proxy cores | conns | req/s dockhand ÷ nginx | ÷ HAProxy | CPU/req dockhand ÷ nginx | ÷ HAProxy | user CPU/req ÷ nginx | ÷ HAProxy |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
   for k in "${ks[@]}"; do
     for conns in $conns_list; do
       key="$k|$proto|$conns"
       [ -n "${M[$key|dockhand|rps]:-}" ] || continue
-      printf '| %s | %s | %s | %s | %s | %s |\n' "$k" "$conns" \
+      printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$k" "$conns" \
         "$(ratio "$(med "$key|dockhand" rps)" "$(med "$key|nginx" rps)")" \
         "$(ratio "$(med "$key|dockhand" rps)" "$(med "$key|haproxy" rps)")" \
         "$(ratio "$(med "$key|dockhand" cpu)" "$(med "$key|nginx" cpu)")" \
-        "$(ratio "$(med "$key|dockhand" cpu)" "$(med "$key|haproxy" cpu)")"
+        "$(ratio "$(med "$key|dockhand" cpu)" "$(med "$key|haproxy" cpu)")" \
+        "$(ratio "$(med "$key|dockhand" user)" "$(med "$key|nginx" user)")" \
+        "$(ratio "$(med "$key|dockhand" user)" "$(med "$key|haproxy" user)")"
     done
   done
 }
@@ -588,7 +596,7 @@ table() {
   echo "Layouts:"
   for k in "${ks[@]}"; do echo "- k=$k: ${notes[$k]}"; done
   echo
-  echo "Medians over $rounds round(s), keep-alive HTTP/1.1, GET /, ${secs} s per run (direct: first round only). CPU µs/req: utime + stime of all the proxy's processes over the run, per request; busy: CPU time over wall time over the CPUs given (proxy: k)."
+  echo "Medians over $rounds round(s), keep-alive HTTP/1.1, GET /, ${secs} s per run (direct: first round only). CPU µs/req: utime + stime of all the proxy's processes over the run, per request (of which user: utime, the time outside the kernel); busy: CPU time over wall time over the CPUs given (proxy: k)."
   for proto in "${protos[@]}"; do
     echo
     echo "### ${proto^^}"
