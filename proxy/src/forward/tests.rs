@@ -208,6 +208,32 @@ fn hop_by_hop_and_listed_headers_are_removed() {
 }
 
 #[test]
+fn each_client_only_header_is_removed_on_its_own() {
+    // The scan that decides whether anything must be stripped knows every name by itself.
+    let c = ctx();
+    let mut f = fwd(&c);
+    f.allow_upgrade = false;
+    for name in [
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "proxy-connection",
+        "upgrade",
+        "proxy",
+        "expect",
+        "my_header",
+        "_",
+    ] {
+        let mut h = headers(&[("host", "web.tld"), (name, "1"), ("accept", "*/*")]);
+        rewrite_request(&mut h, &f);
+        assert!(h.get(name).is_none(), "{name} should be removed");
+        assert_eq!(get(&h, "accept"), ["*/*"], "{name}");
+    }
+}
+
+#[test]
 fn forwarded_headers_named_by_connection_are_not_trusted() {
     let c = ctx();
     let mut h = headers(&[
