@@ -12,7 +12,9 @@
 # repeated runs agree to a few tenths of a percent; with more, batching varies a little.
 # PEERS=1 (plain HTTP only) also counts nginx (one worker, no master) and HAProxy (one thread) in
 # front of the same backend, set up as load.sh and pinned.sh set them (nginx-proxy's headers,
-# upstream keep-alive), for the target the data plane is compared against.
+# upstream keep-alive), for the target the data plane is compared against; and testkit's
+# h1-floor example, the wire work of a proxied request on tokio and httparse and nothing else:
+# how far a purpose-built HTTP/1 path could go before doing any of dockhand's own work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 conns=${CONNS:-1}; secs=${SECS:-5}; tls=${TLS:-0}; peers=${PEERS:-0}
@@ -26,6 +28,7 @@ need valgrind valgrind
 need openssl openssl
 if [ "$peers" = 1 ]; then need nginx nginx-light; need haproxy haproxy; need curl curl; fi
 build_release_and_backend_image
+[ "$peers" = 1 ] && cargo build --release -q -p dockhand-testkit --example h1-floor
 [ $# -gt 0 ] || set -- "$bin/dockhand"
 mkdir -p benches/out
 docker run -d --name "$name" --label dockhand.bench=1 -e VIRTUAL_HOST=bench.local --expose 80 \
@@ -107,7 +110,8 @@ frontend bench
   option forwardfor
 $(haproxy_proxy_to "$ip:80")
 HAPROXY
-for peer in "nginx 18910 nginx -c $work/nginx.conf" "haproxy 18911 haproxy -db -f $work/haproxy.cfg"; do
+for peer in "nginx 18910 nginx -c $work/nginx.conf" "haproxy 18911 haproxy -db -f $work/haproxy.cfg" \
+  "h1-floor 18912 $bin/examples/h1-floor 127.0.0.1:18912 $ip:80"; do
   read -r label port cmd <<< "$peer"
   out="benches/out/callgrind-$label-$(date +%Y%m%d-%H%M%S)"
   # shellcheck disable=SC2086 # the command line is split on purpose
