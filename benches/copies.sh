@@ -6,8 +6,8 @@
 #
 #   SECS=2 benches/copies.sh [dockhand-executable...]     (default: the release build; needs root)
 #
-# glibc picks its memmove by CPU; MEMMOVE names another variant than this machine's
-# (`__memmove_avx_unaligned_erms`, also what memcpy runs), e.g. `__memmove_evex_unaligned_erms`.
+# glibc picks its memmove by CPU (memcpy runs the same code): the probes go on the AVX, EVEX and
+# AVX-512 variants that the static binary carries, whichever this CPU runs; MEMMOVE names others.
 #
 # Each executable routes the bench backend container by discovery and gets wrk load (8
 # connections) for SECS seconds while a uprobe on glibc's memmove (statically linked into the
@@ -17,7 +17,8 @@
 # not a speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${SECS:-2}; memmove=${MEMMOVE:-__memmove_avx_unaligned_erms}
+secs=${SECS:-2}
+memmove=${MEMMOVE:-__memmove_avx_unaligned_erms __memmove_evex_unaligned_erms __memmove_avx512_unaligned_erms}
 work=$(mktemp -d); name=dockhand-copies-$$; pid=
 cleanup() {
   [ -n "$pid" ] && kill "$pid" 2>/dev/null
@@ -46,10 +47,14 @@ for exe in "$@"; do
   pid=$!
   wait_routed "$url" 100 0.1
   perf probe -q -d 'probe_*:*' 2>/dev/null || true
-  perf probe -q -x "$exe" --add "$memmove size=%dx:u64"
-  event=$(perf probe -l 2>/dev/null | awk '{ print $1; exit }')
-  # The probe records from before the load starts until after it ends: every request is seen.
-  perf record -q -e "$event" -p "$pid" -o "$work/perf.data" 2>/dev/null &
+  for variant in $memmove; do
+    perf probe -q -x "$exe" --add "$variant size=%dx:u64" 2>/dev/null || true
+  done
+  events=()
+  while read -r event _; do events+=(-e "$event"); done < <(perf probe -l 2>/dev/null)
+  ((${#events[@]} > 0)) || { echo "no memmove probe could be added ($memmove)" >&2; exit 1; }
+  # The probes record from before the load starts until after it ends: every request is seen.
+  perf record -q "${events[@]}" -p "$pid" -o "$work/perf.data" 2>/dev/null &
   perf_pid=$!
   sleep 2
   before=$(served)
