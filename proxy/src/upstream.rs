@@ -75,10 +75,14 @@ pub(crate) enum SendError {
 }
 
 /// A backend connection on loan to one response, given back when its body has been read.
+///
+/// Two pointers (the connection is boxed, and carries its route's idle limit): the lease
+/// travels in every proxied response's body, and `http::Response<ProxyBody>` stays within
+/// the 256 bytes that glibc copies on its short path (benches/results/RESULTS.md,
+/// 2026-12-06 11:00).
 pub(crate) struct Lease {
-    conn: Conn,
+    conn: Box<Conn>,
     pool: Arc<Pool>,
-    max_idle: usize,
 }
 
 impl Upstream {
@@ -119,11 +123,11 @@ impl Upstream {
             }
         };
         let key = Key { addr, tls };
-        let (response, conn) = self.exchange(key, req, fresh).await?;
+        let (response, mut conn) = self.exchange(key, req, fresh).await?;
+        conn.max_idle = max_idle;
         let lease = Lease {
             conn,
             pool: self.pool.clone(),
-            max_idle,
         };
         Ok((response, Some(lease)))
     }
@@ -135,7 +139,7 @@ impl Upstream {
         key: Key,
         mut req: Request<UpstreamBody>,
         fresh: bool,
-    ) -> Result<(Response<Incoming>, Conn), SendError> {
+    ) -> Result<(Response<Incoming>, Box<Conn>), SendError> {
         let mut pooled = if fresh { None } else { self.pool.checkout(key) };
         loop {
             let reused = pooled.is_some();
@@ -211,12 +215,12 @@ impl Lease {
     /// dropped instead closes its connection: a backend half-way through a body cannot take
     /// another request.)
     pub(crate) fn release(self) {
-        self.pool.put(self.conn, self.max_idle);
+        self.pool.put(self.conn);
     }
 
     /// The stream of the protocol the backend switched to (`101`), once hyper hands it over.
     pub(crate) fn upgraded(self) -> impl std::future::Future<Output = io::Result<Upgraded>> + Send {
-        self.conn.upgraded()
+        (*self.conn).upgraded()
     }
 }
 

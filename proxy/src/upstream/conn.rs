@@ -59,6 +59,9 @@ pub(crate) struct Conn {
     /// Whether hyper keeps header-name case (see [`Conn::open`]), for the hyper connection
     /// made when a parked connection is taken again.
     preserve_case: bool,
+    /// How many idle connections to this backend the pool may keep when this one comes back:
+    /// the limit of the route it last served (its `keepalive` label, or the default).
+    pub(crate) max_idle: usize,
 }
 
 enum State {
@@ -97,7 +100,7 @@ impl Conn {
         timeout: Duration,
         preserve_case: bool,
         tls: &TlsConnector,
-    ) -> io::Result<Conn> {
+    ) -> io::Result<Box<Conn>> {
         let stream = match tokio::time::timeout(timeout, connect(key, tls)).await {
             Ok(stream) => stream?,
             Err(_) => return Err(io::ErrorKind::TimedOut.into()),
@@ -105,11 +108,14 @@ impl Conn {
         let state = live(stream, preserve_case)
             .await
             .map_err(io::Error::other)?;
-        Ok(Conn {
+        // Boxed for its whole life: leases, the pool and the response body move it by
+        // pointer (see `Lease`).
+        Ok(Box::new(Conn {
             state,
             key,
             preserve_case,
-        })
+            max_idle: 0,
+        }))
     }
 
     pub(crate) fn key(&self) -> Key {

@@ -41,7 +41,7 @@ pub(crate) struct Pool {
 }
 
 struct Idle {
-    conn: Conn,
+    conn: Box<Conn>,
     since: Instant,
 }
 
@@ -70,7 +70,7 @@ impl Pool {
     }
 
     /// An idle connection to `key` that is still open, if any.
-    pub(crate) fn checkout(&self, key: Key) -> Option<Conn> {
+    pub(crate) fn checkout(&self, key: Key) -> Option<Box<Conn>> {
         let mut idle = self.lock();
         let list = idle.get_mut(&key)?;
         while let Some(mut entry) = list.pop_back() {
@@ -82,8 +82,9 @@ impl Pool {
     }
 
     /// Keeps `conn` for reuse if it is idle, closing the least recently used connection to
-    /// the same backend when `max_idle` are already idle (0 keeps none).
-    pub(crate) fn put(self: &Arc<Self>, conn: Conn, max_idle: usize) {
+    /// the same backend when its `max_idle` are already idle (0 keeps none).
+    pub(crate) fn put(self: &Arc<Self>, conn: Box<Conn>) {
+        let max_idle = conn.max_idle;
         if max_idle == 0 || !conn.is_idle() {
             return;
         }
