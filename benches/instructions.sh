@@ -40,7 +40,7 @@ if [ "$tls" = 1 ]; then
     -keyout "$work/default.key" -out "$work/default.crt" 2>/dev/null
   url=https://127.0.0.1:18901/
 fi
-load() { wrk -t1 -c "$conns" -d "$1" -H 'Host: bench.local' "${2:-$url}"; }
+load() { wrk -t1 -c "$conns" -d "$1" -H 'Host: bench.local' "$2"; }
 # Sums callgrind_annotate's per-function self costs (stdin) by crate: the first path segment
 # of the function's name (of the type's, for `<T as Trait>::f`), or the symbol (memcpy, malloc).
 by_crate() {
@@ -52,36 +52,40 @@ by_crate() {
     }
     END { for (c in total) printf "%7.0f  %s\n", total[c] / requests, c }' | sort -rn
 }
-# Instructions of all the callgrind files "$1".* (one per thread that ran instrumented code).
-instructions() {
-  local total=0 f n
-  for f in "$1".*; do
-    n=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
-    total=$(( total + ${n:-0} ))
-  done
-  echo "$total"
-}
-for exe in "$@"; do
-  out="benches/out/callgrind-$(basename "$exe")-$(date +%Y%m%d-%H%M%S)"
-  DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn valgrind --tool=callgrind --instr-atstart=no \
-    --callgrind-out-file="$out.%p" "$exe" --bind 127.0.0.1 --https-method noredirect \
-    --http-port 18900 --https-port 18901 --admin 127.0.0.1:18902 \
-    --certs-dir "$work" --htpasswd-dir "$work" --acme-webroot "$work" >"$work/log" 2>&1 &
+# Runs the command "$3"... under callgrind (its output in "$work/$1.log"), waits until "$2" answers
+# 200, loads it for 3 s with instrumentation off, then counts SECS seconds of load. Prints
+# "LABEL: … per request" and sets `out` (the callgrind files' prefix) and `requests`.
+count() {
+  local label=$1 target=$2 total=0 f n
+  shift 2
+  out="benches/out/callgrind-$label-$(date +%Y%m%d-%H%M%S)"
+  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out.%p" "$@" \
+    >"$work/$label.log" 2>&1 &
   pid=$!
-  wait_routed "$url" 300 0.2
-  load 3s >/dev/null
+  wait_routed "$target" 300 0.2
+  load 3s "$target" >/dev/null
   callgrind_control -i on "$pid" >/dev/null 2>&1
-  load "${secs}s" >"$work/wrk.txt"
+  load "${secs}s" "$target" >"$work/wrk.txt"
   callgrind_control -d "$pid" >/dev/null 2>&1
   kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
   requests=$(awk '/requests in/ { print $1 }' "$work/wrk.txt")
-  total=$(instructions "$out")
-  echo "$(basename "$exe"): $requests requests, $total instructions, $(( total / requests )) per request ($out.*)"
+  # One file per thread that ran instrumented code; the worker has nearly all.
+  for f in "$out".*; do
+    n=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+    total=$(( total + ${n:-0} ))
+  done
+  echo "$label: $requests requests, $total instructions, $(( total / requests )) per request ($out.*)"
+}
+export DISABLE_ACCESS_LOGS=true DOCKHAND_LOG=warn
+for exe in "$@"; do
+  count "$(basename "$exe")" "$url" "$exe" \
+    --bind 127.0.0.1 --https-method noredirect \
+    --http-port 18900 --https-port 18901 --admin 127.0.0.1:18902 \
+    --certs-dir "$work" --htpasswd-dir "$work" --acme-webroot "$work"
   # Self cost per request by the crate of the function it was counted in (after inlining, so
   # code inlined into a caller counts as the caller's crate): where the instructions go.
   for f in "$out".*; do callgrind_annotate --auto=no --threshold=100 "$f" 2>/dev/null; done \
     | by_crate "$requests" | sed -n '1,12s/^/    /p'
-
 done
 [ "$peers" = 1 ] || exit 0
 # The peers, each as one process with one worker, nothing logged per request.
@@ -110,20 +114,6 @@ frontend bench
   option forwardfor
 $(haproxy_proxy_to "$ip:80")
 HAPROXY
-for peer in "nginx 18910 nginx -c $work/nginx.conf" "haproxy 18911 haproxy -db -f $work/haproxy.cfg" \
-  "h1-floor 18912 $bin/examples/h1-floor 127.0.0.1:18912 $ip:80"; do
-  read -r label port cmd <<< "$peer"
-  out="benches/out/callgrind-$label-$(date +%Y%m%d-%H%M%S)"
-  # shellcheck disable=SC2086 # the command line is split on purpose
-  valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out.%p" $cmd >"$work/$label.log" 2>&1 &
-  pid=$!
-  wait_routed "http://127.0.0.1:$port/" 300 0.2
-  load 3s "http://127.0.0.1:$port/" >/dev/null
-  callgrind_control -i on "$pid" >/dev/null 2>&1
-  load "${secs}s" "http://127.0.0.1:$port/" >"$work/wrk.txt"
-  callgrind_control -d "$pid" >/dev/null 2>&1
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
-  requests=$(awk '/requests in/ { print $1 }' "$work/wrk.txt")
-  total=$(instructions "$out")
-  echo "$label: $requests requests, $total instructions, $(( total / requests )) per request ($out.*)"
-done
+count nginx http://127.0.0.1:18910/ nginx -c "$work/nginx.conf"
+count haproxy http://127.0.0.1:18911/ haproxy -db -f "$work/haproxy.cfg"
+count h1-floor http://127.0.0.1:18912/ "$bin/examples/h1-floor" 127.0.0.1:18912 "$ip:80"

@@ -149,12 +149,7 @@ fn upstream_head(
             | b"upgrade" | b"proxy" | b"expect" | b"x-real-ip" | b"x-forwarded-for"
             | b"x-forwarded-host" | b"x-forwarded-proto" | b"x-forwarded-ssl"
             | b"x-forwarded-port" | b"x-original-uri" => {}
-            _ => {
-                out.extend_from_slice(h.name.as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(h.value);
-                out.extend_from_slice(b"\r\n");
-            }
+            _ => header(out, h.name.as_bytes(), h.value),
         }
     }
     let host = host.split(|&b| b == b':').next().unwrap_or_default();
@@ -168,10 +163,7 @@ fn upstream_head(
         (b"X-Forwarded-Port", port.as_bytes()),
         (b"X-Original-URI", path.as_bytes()),
     ] {
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        header(out, name, value);
     }
     out.extend_from_slice(b"\r\n");
     true
@@ -237,13 +229,17 @@ fn response_head(res: &httparse::Response<'_, '_>, out: &mut Vec<u8>) -> Option<
             b"content-length" => length = std::str::from_utf8(h.value).ok()?.parse().ok(),
             _ => {}
         }
-        out.extend_from_slice(h.name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(h.value);
-        out.extend_from_slice(b"\r\n");
+        header(out, h.name.as_bytes(), h.value);
     }
     out.extend_from_slice(b"\r\n");
     length
+}
+
+/// Appends the header line `name: value`.
+fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    for part in [name, b": ", value, b"\r\n"] {
+        out.extend_from_slice(part);
+    }
 }
 
 /// `name` in lower case, in `buf`: cut at 32 bytes, longer than any name matched here.
